@@ -1,1 +1,17 @@
-"""placeholder"""
+"""ComfyUI glue: the only part of Solune that imports `comfy` / `comfy_api`."""
+
+from __future__ import annotations
+
+from comfy_api.latest import ComfyExtension, io
+
+from .prediction_type import SolunePredictionType
+
+
+class SoluneExtension(ComfyExtension):
+    """Solune's node list."""
+
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return [SolunePredictionType]
+
+
+__all__ = ["SoluneExtension"]

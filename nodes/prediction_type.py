@@ -1,0 +1,92 @@
+"""SolunePredictionType: patch a MODEL's `model_sampling` with a velocity-core object."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from comfy_api.latest import io
+
+from ..velocity import PREDICTION_TYPES
+from .comfy_sampling import comfy_model_sampling
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS = list(PREDICTION_TYPES)
+
+
+def check_prediction_inputs(prediction, shift, zero_terminal_snr=False) -> str | None:
+    """The error message for bad node inputs, or None. Linked (not yet known) values pass."""
+    if prediction is not None and prediction not in PREDICTION_TYPES:
+        return f"prediction must be one of {', '.join(PREDICTIONS)}; got {prediction!r}"
+    if shift is not None:
+        try:
+            ok = math.isfinite(float(shift)) and float(shift) > 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            return f"shift must be a finite number > 0 (Lune was trained at 2.0–2.5); got {shift!r}"
+    if zero_terminal_snr is not None and not isinstance(zero_terminal_snr, bool):
+        return f"zero_terminal_snr must be true or false; got {zero_terminal_snr!r}"
+    return None
+
+
+class SolunePredictionType(io.ComfyNode):
+    """Make a model's sampling use Solune's velocity core for a given prediction type."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SolunePredictionType",
+            display_name="Solune Prediction Type",
+            category="Solune/model",
+            description=(
+                "Patch a model so that sampling reads its output as epsilon (standard SD1.5), sol_v "
+                "(Sol: DDPM v-prediction) or lune_flow (Lune: rectified flow, timestep = 1000·σ with "
+                "shift). Returns a patched copy; the input model is untouched."
+            ),
+            inputs=[
+                io.Model.Input("model", tooltip="The model to patch (a copy is patched; the original stays as it is)."),
+                io.Combo.Input(
+                    "prediction",
+                    options=PREDICTIONS,
+                    default="epsilon",
+                    tooltip=(
+                        "What the network predicts. epsilon: the noise (standard SD1.5). sol_v: DDPM "
+                        "v-prediction, v = a·ε − s·x0 (Sol). lune_flow: rectified-flow velocity "
+                        "v = noise − x0 (Lune)."
+                    ),
+                ),
+                io.Float.Input(
+                    "shift",
+                    default=2.0,
+                    min=0.01,
+                    max=100.0,
+                    step=0.01,
+                    tooltip="Flow time shift k for lune_flow: σ' = k·σ/(1 + (k − 1)·σ). Lune was trained at 2.0–2.5. Ignored by epsilon and sol_v.",
+                ),
+                io.Boolean.Input(
+                    "zero_terminal_snr",
+                    default=False,
+                    tooltip="Rescale the DDPM schedule so its last step is pure noise (epsilon, sol_v). Rectified flow already ends at pure noise, so lune_flow is unaffected.",
+                ),
+            ],
+            outputs=[io.Model.Output(tooltip="The patched copy of the model.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, prediction=None, shift=None, zero_terminal_snr=None) -> bool | str:
+        return check_prediction_inputs(prediction, shift, zero_terminal_snr) or True
+
+    @classmethod
+    def execute(cls, model, prediction, shift, zero_terminal_snr) -> io.NodeOutput:
+        error = check_prediction_inputs(prediction, shift, zero_terminal_snr)
+        if error:
+            raise ValueError(f"SolunePredictionType: {error}")
+        model_config = getattr(getattr(model, "model", None), "model_config", None)
+        sampling = comfy_model_sampling(prediction, float(shift), bool(zero_terminal_snr), model_config)
+        if prediction == "lune_flow" and zero_terminal_snr:
+            log.info("SolunePredictionType: lune_flow already ends at pure noise (σ = 1); zero_terminal_snr changes nothing")
+        patched = model.clone()
+        patched.add_object_patch("model_sampling", sampling)
+        return io.NodeOutput(patched)
