@@ -1,0 +1,118 @@
+"""Per-tile denoise scales: uniform, by-area monotonicity, mask averaging, validation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from solune.tiling import Tile, TileLayout, grid_layout, quadtree_layout, scales_by_area, scales_from_mask, uniform_scales
+
+
+def _quadtree() -> TileLayout:
+    g = torch.Generator().manual_seed(1)
+    x = torch.zeros(4, 64, 64)
+    x[:, :32, :32] = torch.randn(4, 32, 32, generator=g)  # one noisy quadrant
+    x[:, 32:48, 48:] = 1.0  # one quadrant made of flat 16x16 blocks: splits exactly once
+    x[:, 48:, 32:48] = 1.0
+    return quadtree_layout(x, 64, 256, 0.1, overlap=16)
+
+
+def test_uniform_scales():
+    layout = grid_layout(64, 64, 256, 256, 32)
+    assert uniform_scales(layout) == (1.0,) * len(layout)
+    assert uniform_scales(layout, 0.35) == (0.35,) * len(layout)
+    with pytest.raises(ValueError, match=r"denoise must lie in \[0, 1\], got 1.5"):
+        uniform_scales(layout, 1.5)
+
+
+def test_by_area_largest_gets_min_smallest_gets_max_and_is_monotone():
+    layout = _quadtree()
+    areas = layout.areas
+    assert len(set(areas)) >= 3  # several levels
+    scales = scales_by_area(layout, 0.2, 0.8)
+    small, large = min(areas), max(areas)
+    for area, scale in zip(areas, scales):
+        if area == large:
+            assert scale == pytest.approx(0.2, abs=1e-15)
+        if area == small:
+            assert scale == pytest.approx(0.8, abs=1e-15)
+        # linear in area between the extremes
+        assert scale == pytest.approx(0.8 - (area - small) / (large - small) * 0.6, abs=1e-12)
+    # strictly decreasing in area
+    order = sorted(set(areas))
+    by_area = {a: s for a, s in zip(areas, scales)}
+    assert all(by_area[a] > by_area[b] for a, b in zip(order, order[1:]))
+
+
+def test_by_area_uses_leaf_area_not_edge_clamped_tile_area():
+    layout = _quadtree()
+    scales = scales_by_area(layout, 0.0, 1.0)
+    # equal leaves get equal scales even though edge tiles are clamped smaller
+    by_leaf = {}
+    for core, scale in zip(layout.cores, scales):
+        by_leaf.setdefault(core.size, set()).add(scale)
+    assert all(len(v) == 1 for v in by_leaf.values())
+    assert len({t.area for t in layout.tiles}) > len(by_leaf)
+
+
+def test_by_area_equal_areas_give_max_denoise():
+    layout = grid_layout(96, 96, 256, 256, 64)
+    assert len({t.area for t in layout}) == 1
+    assert scales_by_area(layout, 0.1, 0.6) == (0.6,) * len(layout)
+
+
+def test_from_mask_averages_the_mask_over_each_tile():
+    layout = grid_layout(32, 48, 128, 128, 32)  # 16x16 tiles, overlap >= 4 latent units
+    mask = torch.zeros(1, 32 * 8, 48 * 8)
+    mask[:, :, : 24 * 8] = 1.0  # left half of the image is white
+    scales = scales_from_mask(layout, mask, 0.25, 0.75)
+    for tile, scale in zip(layout, scales):
+        white = max(0, min(tile.x1, 24) - tile.x0) / tile.w
+        assert scale == pytest.approx(0.25 + white * 0.5, abs=1e-12)
+    assert max(scales) == pytest.approx(0.75) and min(scales) == pytest.approx(0.25)
+    assert any(0.25 < s < 0.75 for s in scales)  # tiles straddling the edge get a blend
+
+
+def test_from_mask_half_white_gives_one_on_that_half():
+    layout = grid_layout(64, 64, 128, 128, 0)
+    mask = torch.zeros(64 * 8, 64 * 8)
+    mask[:256] = 1.0
+    scales = scales_from_mask(layout, mask)
+    for tile, scale in zip(layout, scales):
+        assert scale == (1.0 if tile.y1 <= 32 else 0.0)
+
+
+def test_from_mask_latent_size_and_batch_mean():
+    layout = grid_layout(16, 16, 64, 64, 16)
+    g = torch.Generator().manual_seed(2)
+    small = torch.rand(16, 16, generator=g, dtype=torch.float64)
+    big = small.repeat_interleave(8, 0).repeat_interleave(8, 1)
+    assert scales_from_mask(layout, small) == pytest.approx(scales_from_mask(layout, big), abs=1e-12)
+    batch = torch.stack([small, 1 - small])  # mean is 0.5 everywhere
+    assert scales_from_mask(layout, batch, 0.0, 0.5) == pytest.approx((0.25,) * len(layout), abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "mask, lo, hi, pattern",
+    [
+        (torch.zeros(100, 100), 0.0, 1.0, r"mask size \(100, 100\) must match the image \(128, 128\) or the latent \(16, 16\)"),
+        (torch.zeros(2, 2, 16, 16), 0.0, 1.0, r"mask must be a non-empty MASK tensor"),
+        (torch.full((16, 16), float("nan")), 0.0, 1.0, r"mask must hold only finite values"),
+        (torch.full((16, 16), 2.0), 0.0, 1.0, r"mask values must lie in \[0, 1\], got range \[2.0, 2.0\]"),
+        (torch.zeros(16, 16), 0.8, 0.2, r"min_denoise must be <= max_denoise, got min_denoise=0.8 > max_denoise=0.2"),
+        (torch.zeros(16, 16), -0.1, 0.2, r"min_denoise must lie in \[0, 1\], got -0.1"),
+        (torch.zeros(16, 16), 0.0, float("inf"), r"max_denoise must be a finite number in \[0, 1\], got inf"),
+    ],
+)
+def test_from_mask_validation_messages(mask, lo, hi, pattern):
+    layout = grid_layout(16, 16, 64, 64, 16)
+    with pytest.raises(ValueError, match=pattern):
+        scales_from_mask(layout, mask, lo, hi)
+
+
+def test_by_area_validation_messages():
+    layout = TileLayout(4, 4, (Tile(0, 0, 4, 4),))
+    with pytest.raises(ValueError, match=r"min_denoise must be <= max_denoise"):
+        scales_by_area(layout, 0.9, 0.1)
+    with pytest.raises(ValueError, match=r"max_denoise must be a finite number in \[0, 1\], got '1'"):
+        scales_by_area(layout, 0.0, "1")

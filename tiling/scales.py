@@ -1,0 +1,86 @@
+"""Per-tile denoise scales in [0, 1]: one number per tile of a `TileLayout`.
+
+Scales stay beside the layout (a tuple of floats in tile order); `blend_map`
+turns them into a per-pixel map.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .layout import TileLayout
+from .resize import mask_to_latent_size
+
+
+def _check_denoise(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number in [0, 1], got {value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {value}")
+    return float(value)
+
+
+def _check_range(min_denoise: object, max_denoise: object) -> tuple[float, float]:
+    lo = _check_denoise("min_denoise", min_denoise)
+    hi = _check_denoise("max_denoise", max_denoise)
+    if lo > hi:
+        raise ValueError(f"min_denoise must be <= max_denoise, got min_denoise={lo} > max_denoise={hi}")
+    return lo, hi
+
+
+def uniform_scales(layout: TileLayout, denoise: float = 1.0) -> tuple[float, ...]:
+    """The same scale `denoise` for every tile.
+
+    Args:
+        layout: The tile layout.
+        denoise: The scale, in [0, 1].
+    """
+    value = _check_denoise("denoise", denoise)
+    return (value,) * len(layout)
+
+
+def scales_by_area(layout: TileLayout, min_denoise: float, max_denoise: float) -> tuple[float, ...]:
+    """Scales linear in tile area: `min_denoise` for the largest, `max_denoise` for the smallest.
+
+    Small tiles sit where the content is busy (quadtree), so they are allowed
+    more change. Areas are `layout.areas` (a quadtree's leaves, before overlap).
+    When every tile has the same area there is no "largest" to hold back, so all
+    tiles get `max_denoise`.
+
+    Args:
+        layout: The tile layout.
+        min_denoise: Scale of the largest tiles, in [0, 1].
+        max_denoise: Scale of the smallest tiles, in [min_denoise, 1].
+    """
+    lo, hi = _check_range(min_denoise, max_denoise)
+    areas = layout.areas
+    smallest, largest = min(areas), max(areas)
+    if largest == smallest:
+        return (hi,) * len(layout)
+    return tuple(hi - (a - smallest) / (largest - smallest) * (hi - lo) for a in areas)
+
+
+def scales_from_mask(
+    layout: TileLayout,
+    mask: torch.Tensor,
+    min_denoise: float = 0.0,
+    max_denoise: float = 1.0,
+) -> tuple[float, ...]:
+    """Scales from a MASK: `min_denoise + mean * (max_denoise - min_denoise)` per tile.
+
+    The mask is area-resized to the latent (a batch is averaged, see
+    `mask_to_latent_size`), then averaged over each tile's full footprint.
+
+    Args:
+        layout: The tile layout.
+        mask: MASK [H, W] or [B, H, W], at pixel size (latent * downscale) or
+            latent size, values in [0, 1]; 1 means "change this".
+        min_denoise: Scale where the mask is 0, in [0, 1].
+        max_denoise: Scale where the mask is 1, in [min_denoise, 1].
+    """
+    lo, hi = _check_range(min_denoise, max_denoise)
+    m = mask_to_latent_size(mask, layout.latent_h, layout.latent_w, layout.downscale)
+    means = [float(m[tile.slices].mean()) for tile in layout.tiles]
+    return tuple(lo + mean * (hi - lo) for mean in means)
