@@ -10,7 +10,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 def load_object_info() -> dict:
     """A trimmed /object_info of ComfyUI 0.3.64 core nodes plus synthetic edge-case classes."""
-    return json.loads((FIXTURES / "object_info.json").read_text())
+    return json.loads((FIXTURES / "runner_object_info.json").read_text())
 
 
 class UIGraph:

@@ -211,7 +211,7 @@ def test_comfyui_dir_starts_a_server_with_this_pack_and_stops_it(tmp_path, monke
     comfy = tmp_path / "ComfyUI"
     comfy.mkdir()
     tests = Path(__file__).parent
-    (comfy / "main.py").write_text(FAKE_MAIN.format(tests=str(tests), object_info=str(tests / "fixtures" / "object_info.json")))
+    (comfy / "main.py").write_text(FAKE_MAIN.format(tests=str(tests), object_info=str(tests / "fixtures" / "runner_object_info.json")))
     state_file = tmp_path / "state.json"
     monkeypatch.setenv("FAKE_COMFYUI_STATE", str(state_file))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(sys.path))
