@@ -1,0 +1,347 @@
+"""UI-format → API-format conversion matches hand-written API prompts (no server needed)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from _ui_graph import FIXTURES, TXT2IMG_API, UIGraph, load_object_info, txt2img_graph
+
+from solune.workflow import WorkflowError, detect_format, to_api, ui_to_api
+
+OBJECT_INFO = load_object_info()
+
+
+def convert(graph: UIGraph | dict) -> dict:
+    data = graph.to_json() if isinstance(graph, UIGraph) else graph
+    return ui_to_api(data, OBJECT_INFO)
+
+
+def latent_source(g: UIGraph, node_id: int = 1) -> None:
+    g.add(node_id, "EmptyLatentImage", [64, 64, 1], outputs=[("LATENT", "LATENT")])
+
+
+def save_latent(g: UIGraph, node_id: int = 9) -> None:
+    g.add(node_id, "SaveLatent", ["latents/test"], inputs=[("samples", "LATENT")])
+
+
+EMPTY_LATENT = {"class_type": "EmptyLatentImage", "_meta": {"title": "EmptyLatentImage"},
+                "inputs": {"width": 64, "height": 64, "batch_size": 1}}
+
+
+def saved_from(source: list) -> dict:
+    return {"class_type": "SaveLatent", "_meta": {"title": "SaveLatent"},
+            "inputs": {"filename_prefix": "latents/test", "samples": source}}
+
+
+# --- widgets_values line up with input_order -------------------------------------------------
+
+
+def test_default_workflow_matches_hand_written_api_prompt():
+    graph = txt2img_graph()
+    graph.add(20, "Note", ["remember to change the seed"])
+    graph.add(21, "MarkdownNote", ["# notes"])
+    groups = [{"title": "Prompts", "bounding": [0, 0, 400, 400], "color": "#3f789e"}]
+    assert convert(graph.to_json(groups=groups)) == TXT2IMG_API
+
+
+def test_int_seed_without_flag_still_skips_control_value():
+    g = UIGraph()
+    latent_source(g)
+    g.add(2, "LegacySeedNode", [7, "fixed", 0.5], inputs=[("latent", "LATENT")], outputs=[("LATENT", "LATENT")])
+    save_latent(g)
+    g.connect(1, 0, 2, "latent")
+    g.connect(2, 0, 9, "samples")
+    assert convert(g)["2"]["inputs"] == {"latent": ["1", 0], "seed": 7, "strength": 0.5}
+
+
+def test_flagged_seed_in_v3_noise_node_skips_control_value():
+    g = UIGraph()
+    g.add(1, "RandomNoise", [42, "increment"], outputs=[("NOISE", "NOISE")])
+    assert convert(g)["1"]["inputs"] == {"noise_seed": 42}
+
+
+@pytest.mark.parametrize("values", [[1.5, 3], [1.5, "fixed", 3]], ids=["without-extra", "with-extra"])
+def test_float_seed_extra_value_is_resolved_by_count(values):
+    g = UIGraph()
+    g.add(1, "FloatSeedNode", values, outputs=[("FLOAT", "FLOAT")])
+    assert convert(g)["1"]["inputs"] == {"seed": 1.5, "amount": 3}
+
+
+def test_combo_control_and_optional_widgets_follow_required_ones():
+    g = UIGraph()
+    latent_source(g)
+    g.add(2, "ComboControlNode", ["b", "randomize", "hello", 2.0, True],
+          inputs=[("latent", "LATENT"), ("image", "IMAGE"), ("count", "INT")], outputs=[("LATENT", "LATENT")])
+    g.connect(1, 0, 2, "latent")
+    assert convert(g)["2"]["inputs"] == {"latent": ["1", 0], "mode": "b", "label": "hello", "scale": 2.0, "flag": True}
+
+
+@pytest.mark.parametrize("values", [["example.png", "image"], ["example.png"]], ids=["upload-value", "no-upload-value"])
+def test_upload_button_value_is_optional(values):
+    g = UIGraph()
+    g.add(1, "LoadImage", values, outputs=[("IMAGE", "IMAGE"), ("MASK", "MASK")])
+    assert convert(g)["1"]["inputs"] == {"image": "example.png"}
+
+
+def test_dict_widgets_values_are_matched_by_name():
+    g = UIGraph()
+    g.add(1, "EmptyLatentImage", {"batch_size": 2, "height": 128, "width": 256, "videopreview": {}},
+          outputs=[("LATENT", "LATENT")])
+    assert convert(g)["1"]["inputs"] == {"width": 256, "height": 128, "batch_size": 2}
+
+
+def test_title_becomes_meta_title_and_defaults_to_type():
+    api = convert(txt2img_graph())
+    assert api["6"]["_meta"] == {"title": "Positive"}
+    assert api["3"]["_meta"] == {"title": "KSampler"}
+
+
+# --- links: converted widgets, reroutes, primitives -----------------------------------------
+
+
+def test_converted_widget_takes_its_link_but_keeps_its_slot():
+    g = txt2img_graph()
+    g.add(12, "FloatSeedNode", [0.0, 1], outputs=[("FLOAT", "FLOAT")])
+    g.node(3)["inputs"].append({"name": "cfg", "type": "FLOAT", "link": None, "widget": {"name": "cfg"}})
+    g.connect(12, 0, 3, "cfg")
+    api = convert(g)
+    expected = copy.deepcopy(TXT2IMG_API)
+    expected["3"]["inputs"]["cfg"] = ["12", 0]
+    expected["12"] = {"class_type": "FloatSeedNode", "_meta": {"title": "FloatSeedNode"},
+                      "inputs": {"seed": 0.0, "amount": 1}}
+    assert api == expected
+
+
+def test_unlinked_widget_socket_uses_widget_value():
+    g = txt2img_graph()
+    g.node(3)["inputs"].append({"name": "steps", "type": "INT", "link": None, "widget": {"name": "steps"}})
+    assert convert(g) == TXT2IMG_API
+
+
+def test_primitive_node_value_feeds_every_target():
+    g = UIGraph()
+    g.add(10, "PrimitiveNode", [96, "fixed"], outputs=[("INT", "INT")], title="Size")
+    g.add(1, "EmptyLatentImage", [64, 64, 1], inputs=[("width", "INT", "widget"), ("height", "INT", "widget")],
+          outputs=[("LATENT", "LATENT")])
+    save_latent(g)
+    g.connect(10, 0, 1, "width")
+    g.connect(10, 0, 1, "height")
+    g.connect(1, 0, 9, "samples")
+    api = convert(g)
+    assert api == {
+        "1": {"class_type": "EmptyLatentImage", "_meta": {"title": "EmptyLatentImage"},
+              "inputs": {"width": 96, "height": 96, "batch_size": 1}},
+        "9": saved_from(["1", 0]),
+    }
+
+
+def test_reroute_chain_resolves_to_the_real_source():
+    g = UIGraph()
+    latent_source(g)
+    g.reroute(30)
+    g.reroute(31)
+    save_latent(g)
+    g.connect(1, 0, 30, "")
+    g.connect(30, 0, 31, "")
+    g.connect(31, 0, 9, "samples")
+    assert convert(g) == {"1": EMPTY_LATENT, "9": saved_from(["1", 0])}
+
+
+def test_primitive_through_reroute_reaches_converted_widget():
+    g = UIGraph()
+    g.add(10, "PrimitiveNode", ["latents/from-primitive"], outputs=[("STRING", "STRING")])
+    g.reroute(30)
+    latent_source(g)
+    g.add(9, "SaveLatent", ["latents/test"], inputs=[("samples", "LATENT"), ("filename_prefix", "STRING", "widget")])
+    g.connect(10, 0, 30, "")
+    g.connect(30, 0, 9, "filename_prefix")
+    g.connect(1, 0, 9, "samples")
+    assert convert(g)["9"]["inputs"] == {"filename_prefix": "latents/from-primitive", "samples": ["1", 0]}
+
+
+def test_links_in_object_form_are_accepted():
+    data = txt2img_graph().to_json()
+    data["links"] = [{"id": l[0], "origin_id": l[1], "origin_slot": l[2], "target_id": l[3], "target_slot": l[4],
+                      "type": l[5]} for l in data["links"]]
+    assert convert(data) == TXT2IMG_API
+
+
+# --- muted and bypassed nodes ---------------------------------------------------------------
+
+
+def upscale_chain(modes: dict[int, int]) -> UIGraph:
+    """1 EmptyLatentImage → 2 LatentUpscale → 30 Reroute → 3 LatentUpscaleBy → 9 SaveLatent."""
+    g = UIGraph()
+    latent_source(g)
+    g.add(2, "LatentUpscale", ["nearest-exact", 128, 128, "disabled"], inputs=[("samples", "LATENT")],
+          outputs=[("LATENT", "LATENT")], mode=modes.get(2, 0))
+    g.reroute(30)
+    g.add(3, "LatentUpscaleBy", ["bilinear", 2.0], inputs=[("samples", "LATENT")],
+          outputs=[("LATENT", "LATENT")], mode=modes.get(3, 0))
+    save_latent(g)
+    g.connect(1, 0, 2, "samples")
+    g.connect(2, 0, 30, "")
+    g.connect(30, 0, 3, "samples")
+    g.connect(3, 0, 9, "samples")
+    return g
+
+
+UPSCALE = {"class_type": "LatentUpscale", "_meta": {"title": "LatentUpscale"},
+           "inputs": {"upscale_method": "nearest-exact", "width": 128, "height": 128, "crop": "disabled",
+                      "samples": ["1", 0]}}
+
+
+def test_bypassed_node_passes_its_matching_input_through():
+    api = convert(upscale_chain({3: 4}))
+    assert api == {"1": EMPTY_LATENT, "2": UPSCALE, "9": saved_from(["2", 0])}
+
+
+def test_chain_of_bypassed_nodes_and_reroutes_resolves_transitively():
+    api = convert(upscale_chain({2: 4, 3: 4}))
+    assert api == {"1": EMPTY_LATENT, "9": saved_from(["1", 0])}
+
+
+def test_bypass_prefers_the_input_with_the_same_slot_index():
+    g = UIGraph()
+    latent_source(g, 1)
+    latent_source(g, 2)
+    g.add(5, "LatentPair", inputs=[("a", "LATENT"), ("b", "LATENT")],
+          outputs=[("A", "LATENT"), ("B", "LATENT")], mode=4)
+    save_latent(g, 8)
+    save_latent(g, 9)
+    g.connect(1, 0, 5, "a")
+    g.connect(2, 0, 5, "b")
+    g.connect(5, 0, 8, "samples")
+    g.connect(5, 1, 9, "samples")
+    api = convert(g)
+    assert api["8"]["inputs"]["samples"] == ["1", 0]
+    assert api["9"]["inputs"]["samples"] == ["2", 0]
+    assert "5" not in api
+
+
+def test_muted_node_is_removed_and_converted_widget_falls_back_to_its_value():
+    g = UIGraph()
+    g.add(10, "FloatSeedNode", [0.0, 1], outputs=[("FLOAT", "FLOAT")], mode=2)
+    g.add(2, "LatentUpscaleBy", ["bilinear", 2.0], inputs=[("samples", "LATENT"), ("scale_by", "FLOAT", "widget")],
+          outputs=[("LATENT", "LATENT")])
+    latent_source(g)
+    save_latent(g)
+    g.connect(10, 0, 2, "scale_by")
+    g.connect(1, 0, 2, "samples")
+    g.connect(2, 0, 9, "samples")
+    api = convert(g)
+    assert "10" not in api
+    assert api["2"]["inputs"] == {"upscale_method": "bilinear", "scale_by": 2.0, "samples": ["1", 0]}
+
+
+def test_muted_source_of_a_required_input_is_reported():
+    g = txt2img_graph()
+    g.node(4)["mode"] = 2
+    with pytest.raises(WorkflowError) as error:
+        convert(g)
+    text = str(error.value)
+    assert "node 3 (KSampler): required input 'model' is missing" in text
+    assert "node 4 (CheckpointLoaderSimple) is muted" in text
+    assert "node 8 (VAEDecode): required input 'vae' is missing" in text
+
+
+def test_bypassed_node_without_matching_input_disconnects():
+    g = txt2img_graph()
+    g.node(8)["mode"] = 4  # VAEDecode: IMAGE out, LATENT and VAE in
+    with pytest.raises(WorkflowError, match=r"node 9 \(SaveImage\): required input 'images' is missing: .*"
+                                            r"node 8 \(VAEDecode\) is bypassed and has no connected IMAGE input"):
+        convert(g)
+
+
+def test_muted_output_branch_is_dropped_without_error():
+    g = upscale_chain({})
+    g.node(9)["mode"] = 2
+    g.add(11, "VAEDecode", inputs=[("samples", "LATENT"), ("vae", "VAE")], outputs=[("IMAGE", "IMAGE")])
+    api = convert(g)
+    assert sorted(api) == ["1", "11", "2", "3"]
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def test_unknown_node_type_names_id_type_and_title():
+    g = txt2img_graph()
+    g.add(15, "FancyUpscaler", [2], title="Make it big")
+    with pytest.raises(WorkflowError, match=r"node 15 'Make it big' \(FancyUpscaler\): unknown node type 'FancyUpscaler'"):
+        convert(g)
+
+
+def test_subgraph_node_is_reported_as_unsupported():
+    g = txt2img_graph()
+    g.add(15, "0f3c2a9e-aaaa-bbbb-cccc-111122223333")
+    data = g.to_json()
+    data["definitions"] = {"subgraphs": [{"id": "0f3c2a9e-aaaa-bbbb-cccc-111122223333", "nodes": []}]}
+    with pytest.raises(WorkflowError, match="is a subgraph"):
+        convert(data)
+
+
+def test_too_few_widget_values_report_expected_and_found():
+    g = txt2img_graph()
+    g.node(3)["widgets_values"] = [156680208700286, "randomize", 20, 8, "euler"]
+    with pytest.raises(WorkflowError) as error:
+        convert(g)
+    text = str(error.value)
+    assert "node 3 (KSampler): widget count mismatch: expected 7 widgets_values" in text
+    assert "found 5" in text
+
+
+def test_too_many_widget_values_are_a_mismatch():
+    g = txt2img_graph()
+    g.node(5)["widgets_values"] = [512, 768, 1, 4]
+    with pytest.raises(WorkflowError, match=r"node 5 \(EmptyLatentImage\): widget count mismatch: expected 3 .* found 4"):
+        convert(g)
+
+
+def test_missing_control_value_is_a_mismatch():
+    g = txt2img_graph()
+    g.node(3)["widgets_values"] = [156680208700286, 20, 8, "euler", "normal", 1]
+    with pytest.raises(WorkflowError, match="expected 7 widgets_values"):
+        convert(g)
+
+
+def test_misplaced_control_value_is_reported():
+    g = txt2img_graph()
+    g.node(3)["widgets_values"] = [156680208700286, 20, 8, "euler", "normal", 1, "randomize"]
+    with pytest.raises(WorkflowError, match=r"expected a control_after_generate value .* after widget 'seed'"):
+        convert(g)
+
+
+def test_dict_widgets_values_missing_a_required_widget_is_reported():
+    g = UIGraph()
+    g.add(1, "EmptyLatentImage", {"width": 256}, outputs=[("LATENT", "LATENT")])
+    with pytest.raises(WorkflowError, match=r"node 1 \(EmptyLatentImage\).*height, batch_size"):
+        convert(g)
+
+
+@pytest.mark.parametrize("data", [
+    [], {}, {"nodes": []}, {"links": []}, {"3": {"inputs": {}}}, {"prompt": {"3": {"inputs": {}}}}, "text", 42,
+], ids=["list", "empty-object", "nodes-only", "links-only", "api-without-class-type", "wrapped", "string", "number"])
+def test_json_in_neither_format_is_rejected(data):
+    with pytest.raises(WorkflowError, match="API format|empty object"):
+        detect_format(data)
+
+
+def test_api_format_is_recognised_and_copied():
+    api = copy.deepcopy(TXT2IMG_API)
+    assert detect_format(api) == "api"
+    converted = to_api(api, None)
+    assert converted == TXT2IMG_API
+    converted["3"]["inputs"]["steps"] = 99
+    assert api["3"]["inputs"]["steps"] == 20
+
+
+def test_ui_format_is_recognised():
+    assert detect_format(txt2img_graph().to_json()) == "ui"
+
+
+def test_saved_workflow_file_converts_to_its_api_twin():
+    data = json.loads((FIXTURES / "ui_latent_and_image.json").read_text())
+    expected = json.loads((FIXTURES / "ui_latent_and_image.api.json").read_text())
+    assert convert(data) == expected
