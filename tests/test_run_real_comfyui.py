@@ -1,7 +1,8 @@
 """Tier 2: the runner converts, queues and downloads against a real ComfyUI on CPU.
 
-Runs only when COMFYUI_PATH names a ComfyUI checkout; COMFYUI_PYTHON names the
-Python that has ComfyUI's requirements (default: this one). Needs no model files.
+Runs when a ComfyUI is found (COMFYUI_PATH, or ../../ when the pack sits in custom_nodes/);
+COMFYUI_PYTHON names the Python that has ComfyUI's requirements (default: this one). Needs no
+model files.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from _ui_graph import FIXTURES
 from solune import run
 from solune.workflow.progress import Console
 
-COMFYUI = os.environ.get("COMFYUI_PATH")
+from comfy_harness import locate_comfyui
+
+_FOUND, _WHY = locate_comfyui()
+COMFYUI = str(_FOUND) if _FOUND else None
 PYTHON = os.environ.get("COMFYUI_PYTHON", sys.executable)
 
 pytestmark = pytest.mark.comfyui
@@ -29,7 +33,7 @@ pytestmark = pytest.mark.comfyui
 def comfyui_ready() -> str | None:
     """Why the real server cannot run here, or None."""
     if not COMFYUI:
-        return "set COMFYUI_PATH to a ComfyUI checkout (and COMFYUI_PYTHON to its Python) to run"
+        return f"tier 2 skipped: {_WHY}"
     if not (Path(COMFYUI) / "main.py").is_file():
         return f"COMFYUI_PATH={COMFYUI} has no main.py"
     probe = subprocess.run([PYTHON, "-c", "import torch, aiohttp"], capture_output=True)
