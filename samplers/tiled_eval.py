@@ -122,8 +122,11 @@ def evaluate_tiled(
     acc_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
     out = torch.zeros(x.shape, dtype=acc_dtype, device=x.device)
     fill = fill.to(out).expand_as(out)
+    evaluated = torch.zeros(x.shape[-2:], dtype=torch.bool, device=x.device)  # pixels any active tile covers
     for i, tile in enumerate(layout.tiles):
-        if not active[i]:
+        if active[i]:
+            evaluated[tile.slices] = True
+        else:
             out[..., tile.y0 : tile.y1, tile.x0 : tile.x1] += fill[..., tile.y0 : tile.y1, tile.x0 : tile.x1] * weights[i].to(out)
     b = x.shape[0] // chunks
     for done, indices in enumerate(batches, start=1):
@@ -134,4 +137,5 @@ def evaluate_tiled(
             out[..., tile.y0 : tile.y1, tile.x0 : tile.x1] += result[:, j].reshape(-1, *result.shape[3:]) * weights[i].to(out)
         if progress is not None:
             progress(done, len(batches))
-    return out.to(x.dtype)
+    # where only skipped tiles reach, the fill itself (a sum of weights is 1 only to rounding)
+    return torch.where(evaluated, out, fill).to(x.dtype)
