@@ -17,20 +17,28 @@ class TinyNet(torch.nn.Module):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         k = 1 if pointwise else 3
+        self.pointwise = pointwise
         self.conv = torch.nn.Conv2d(channels, channels, k, padding=k // 2)
         with torch.no_grad():
             self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=g) * 0.3 / k)
             self.conv.bias.copy_(torch.randn(channels, generator=g) * 0.1)
         self.ctx = torch.nn.Parameter(torch.randn(768, channels, generator=g) * 0.02)
         self.calls = []  # input shape of every call
+        self.requires_grad_(False)
         self.dtype = torch.float32
 
     def forward(self, x, timesteps, context=None, control=None, transformer_options=None, **kwargs):
         self.calls.append(tuple(x.shape))
         t = (timesteps.float() / 1000.0).view(-1, 1, 1, 1)
-        out = self.conv(x) * (0.5 + t) + torch.tanh(x) * 0.3
+        if self.pointwise:  # elementwise only, so its bits do not depend on the input's size
+            w = self.conv.weight[:, :, 0, 0]
+            mixed = x * w.diagonal().view(1, -1, 1, 1) + x.roll(1, dims=1) * w[:, 0].view(1, -1, 1, 1)
+            out = mixed * (0.5 + t) + torch.tanh(x) * 0.3 + self.conv.bias.view(1, -1, 1, 1)
+        else:
+            out = self.conv(x) * (0.5 + t) + torch.tanh(x) * 0.3
         if context is not None:
-            out = out + (context.float().mean(dim=1) @ self.ctx).view(x.shape[0], -1, 1, 1)
+            ctx = (context.float().mean(dim=1)[:, :, None] * self.ctx[None]).sum(dim=1)
+            out = out + ctx.view(x.shape[0], -1, 1, 1)
         return out
 
 
