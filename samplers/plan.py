@@ -78,6 +78,25 @@ def check_plan_inputs(min_denoise=None, max_denoise=None, layout=None, scale_mod
     return None
 
 
+def _fit_grid(tiles: TileLayout, latent_h: int, latent_w: int, overlap: int, downscale: int, align: int) -> TileLayout:
+    """Shrink a grid's tiles evenly to the smallest size that keeps the tile count and the overlap.
+
+    `tile_width` / `tile_height` are the largest tiles; with the count fixed, smaller tiles only
+    cut the overlap back towards the requested one, so the evaluated area is as small as the
+    count allows: per axis (n·t) / L = 1 + (n − 1)·overlap / L.
+    """
+    ov = math.ceil(overlap / downscale)
+    sizes = []
+    for length, count in ((latent_h, len({t.y0 for t in tiles.tiles})), (latent_w, len({t.x0 for t in tiles.tiles}))):
+        if count == 1:
+            sizes.append(length * downscale)
+            continue
+        fit = math.ceil(math.ceil((length + (count - 1) * ov) / count) / align) * align
+        sizes.append(fit * downscale)
+    fitted = grid_layout(latent_h, latent_w, sizes[1], sizes[0], overlap, downscale, align)
+    return fitted if len(fitted) <= len(tiles) else tiles
+
+
 def make_plan(
     latent_h: int,
     latent_w: int,
@@ -86,8 +105,8 @@ def make_plan(
     max_denoise: float,
     layout: str = "grid",
     scale_mode: str = "uniform",
-    tile_width: int = 512,
-    tile_height: int = 512,
+    tile_width: int = 768,
+    tile_height: int = 768,
     overlap: int = 64,
     falloff: str = "cosine",
     min_tile: int = 256,
@@ -102,6 +121,9 @@ def make_plan(
 ) -> TilePlan:
     """Build the plan; raises ValueError naming the input on any bad setting.
 
+    A grid's tile_width / tile_height are the largest tile size: tiles are shrunk evenly to the
+    smallest size that keeps the same count and at least the requested overlap (`_fit_grid`).
+
     Args:
         latent_h, latent_w: Latent size.
         content: Latent [B, C, H, W] that drives the quadtree when no `image` is given.
@@ -115,6 +137,7 @@ def make_plan(
         raise ValueError(error)
     if layout == "grid":
         tiles = grid_layout(latent_h, latent_w, tile_width, tile_height, overlap, downscale, align)
+        tiles = _fit_grid(tiles, latent_h, latent_w, overlap, downscale, align)
     else:
         if image is not None:
             expected = (latent_h * downscale, latent_w * downscale)

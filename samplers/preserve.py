@@ -113,6 +113,7 @@ class PreserveState:
         self.x0_orig = x0_orig
         self.scale = scale.to(torch.float32)
         self.zero = self.scale == 0
+        self._blend_weight = self.scale[None, None]
         if mode == "strength":
             if sigmas is None or noise is None or renoise is None:
                 raise ValueError("strength mode needs the run's sigmas, noise and a renoise function")
@@ -122,6 +123,7 @@ class PreserveState:
     def to(self, device: torch.device) -> PreserveState:
         """Move the tensors to `device` (in place); returns self."""
         self.x0_orig, self.scale, self.zero = self.x0_orig.to(device), self.scale.to(device), self.zero.to(device)
+        self._blend_weight = self.scale[None, None]
         if self.mode == "strength":
             self.sigma_start, self.noise = self.sigma_start.to(device), self.noise.to(device)
         return self
@@ -137,7 +139,7 @@ class PreserveState:
     def weight(self, sigma: torch.Tensor) -> torch.Tensor:
         """Per-pixel weight of the model's x0 at σ: [1, 1, H, W] (blend) or [B, 1, H, W] (strength)."""
         if self.mode == "blend":
-            return self.scale[None, None]
+            return self._blend_weight
         return (~self.held(sigma)).to(torch.float32)
 
     def hold_input(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
