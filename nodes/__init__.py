@@ -5,13 +5,15 @@ from __future__ import annotations
 from comfy_api.latest import ComfyExtension, io
 
 from .prediction_type import SolunePredictionType
+from .tile_map import SoluneTileMap
+from .tiled_img2img import SoluneTiledImg2Img, SoluneTiledSampler
 
 
 class SoluneExtension(ComfyExtension):
     """Solune's node list."""
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [SolunePredictionType]
+        return [SolunePredictionType, SoluneTiledImg2Img, SoluneTiledSampler, SoluneTileMap]
 
 
 __all__ = ["SoluneExtension"]

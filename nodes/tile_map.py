@@ -1,0 +1,78 @@
+"""SoluneTileMap: draw the tile layout and the per-pixel scale of a tiled img2img run."""
+
+from __future__ import annotations
+
+import torch
+from comfy_api.latest import io
+
+from ..samplers import TilePlan
+from .tiled_inputs import DEFAULTS, build_plan, check_inputs, guide_inputs, layout_inputs
+
+BORDER = (1.0, 0.25, 0.1)  # tile borders, orange-red
+
+
+def render_tile_map(plan: TilePlan, downscale: int, image: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(IMAGE [1, H, W, 3], MASK [1, H, W]) at pixel size: tiles shaded by their scale (grey level =
+    scale, over the image at half strength when given), tile borders drawn; the MASK is the
+    per-pixel scale map, nearest-upscaled."""
+    layout = plan.layout
+    H, W = layout.latent_h * downscale, layout.latent_w * downscale
+    shade = torch.zeros(H, W, dtype=torch.float32)
+    cores = layout.cores if layout.cores is not None else layout.tiles
+    for core, scale in zip(cores, plan.scales):
+        shade[core.y0 * downscale : core.y1 * downscale, core.x0 * downscale : core.x1 * downscale] = scale
+    rgb = shade[..., None].expand(H, W, 3).clone()
+    if image is not None:
+        rgb = 0.5 * rgb + 0.5 * image[0, ..., :3].to(torch.float32).cpu()
+    color = torch.tensor(BORDER)
+    for tile in layout.tiles:
+        y0, y1, x0, x1 = tile.y0 * downscale, tile.y1 * downscale - 1, tile.x0 * downscale, tile.x1 * downscale - 1
+        rgb[y0, x0 : x1 + 1] = color
+        rgb[y1, x0 : x1 + 1] = color
+        rgb[y0 : y1 + 1, x0] = color
+        rgb[y0 : y1 + 1, x1] = color
+    mask = plan.scale_map.repeat_interleave(downscale, 0).repeat_interleave(downscale, 1)
+    return rgb[None], mask[None].to(torch.float32)
+
+
+class SoluneTileMap(io.ComfyNode):
+    """Preview of the layout Solune Tiled Img2Img would use with the same settings."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SoluneTileMap",
+            display_name="Solune Tile Map",
+            category="Solune/sampling",
+            description=(
+                "Show the tiles and per-tile denoise scales that Solune Tiled Img2Img builds from the same settings: "
+                "an IMAGE with each tile shaded by its scale (white = 1) and its border drawn, and the feathered "
+                "per-pixel scale as a MASK."
+            ),
+            inputs=[
+                io.Latent.Input("latent", tooltip="The latent whose size the layout covers (and that drives the quadtree without an image)."),
+                *layout_inputs(),
+                *guide_inputs(),
+                io.Model.Input("model", optional=True,
+                               tooltip="The model, for its patch size (tiles align to it); without it tiles align to 1 latent unit."),
+            ],
+            outputs=[
+                io.Image.Output(tooltip="Tiles shaded by scale with borders, at pixel size."),
+                io.Mask.Output(tooltip="The per-pixel scale (feathered across overlaps), at pixel size."),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, **kw) -> bool | str:
+        return check_inputs("SoluneTileMap", **kw) or True
+
+    @classmethod
+    def execute(cls, latent, denoise_mask=None, image=None, model=None, **kw) -> io.NodeOutput:
+        from .tiled_hooks import model_geometry
+
+        downscale, align = model_geometry(model) if model is not None else (8, 1)
+        plan_kw = {k: kw.get(k, DEFAULTS[k]) for k in ("min_denoise", "max_denoise", "layout", "scale_mode", "tile_width",
+                                                         "tile_height", "overlap", "falloff", "min_tile", "max_tile",
+                                                         "threshold", "criterion")}
+        plan = build_plan("SoluneTileMap", latent["samples"], downscale, align, denoise_mask=denoise_mask, image=image, **plan_kw)
+        return io.NodeOutput(*render_tile_map(plan, downscale, image))
