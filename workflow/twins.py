@@ -44,9 +44,26 @@ def node_types(ui_dir: Path = UI_DIR) -> set[str]:
     return types
 
 
+# Inputs whose options are the files on one machine (models, input images): the snapshot keeps
+# them empty, so it is the same wherever it is taken.
+FILE_INPUTS = {"UNETLoader": "unet_name", "CLIPLoader": "clip_name", "VAELoader": "vae_name",
+               "CheckpointLoaderSimple": "ckpt_name", "LoadImage": "image"}
+
+
+def without_file_lists(name: str, info: dict) -> dict:
+    """`info` (one node's /object_info) with its local file-list options emptied."""
+    field = FILE_INPUTS.get(name)
+    spec = info.get("input", {}).get("required", {}).get(field)
+    if not spec or not isinstance(spec[0], list):
+        return info
+    info = json.loads(json.dumps(info))
+    info["input"]["required"][field][0] = []
+    return info
+
+
 def snapshot_object_info(full: dict, ui_dir: Path = UI_DIR) -> dict:
-    """The part of a server's `/object_info` the examples need."""
-    return {name: full[name] for name in sorted(node_types(ui_dir)) if name in full}
+    """The part of a server's `/object_info` the examples need, without local file lists."""
+    return {name: without_file_lists(name, full[name]) for name in sorted(node_types(ui_dir)) if name in full}
 
 
 def render(api: dict) -> str:

@@ -1,0 +1,139 @@
+"""Shipped workflows: every example is a loadable UI file with a thumbnail, uses only stock and
+Solune nodes, has an up-to-date API twin, and (tier 2) runs to completion on a real ComfyUI server
+through `python -m solune.run`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from solune.workflow import twins
+
+EXAMPLES = twins.ui_files()
+FRONTEND_ONLY = {"Reroute", "PrimitiveNode", "Note", "MarkdownNote"}
+LOADERS = {"UNETLoader": "unet_name", "CLIPLoader": "clip_name", "VAELoader": "vae_name", "LoadImage": "image",
+           "CheckpointLoaderSimple": "ckpt_name"}
+
+
+def snapshot() -> dict:
+    return json.loads((twins.API_DIR / twins.SNAPSHOT).read_text())
+
+
+def test_the_examples_cover_every_feature():
+    types = twins.node_types()
+    for node in ("SolunePredictionType", "SoluneTiledImg2Img", "SoluneTiledSampler", "SoluneTileMap", "SoluneExpertHandoff"):
+        assert node in types, f"no example workflow uses {node}"
+    # tiled img2img: quadtree + blend; strength + a painted mask; a 2x upscale with tile-by-tile evaluation
+    tiled = [twins.ui_to_api(json.loads(p.read_text()), snapshot()) for p in EXAMPLES]
+    settings = [n["inputs"] for api in tiled for n in api.values() if n["class_type"].startswith("SoluneTiled")]
+    assert any(s["layout"] == "quadtree" and s["mode"] == "blend" for s in settings)
+    assert any(s["mode"] == "strength" and s["scale_mode"] == "mask" and "denoise_mask" in s for s in settings)
+    assert any(s["tiled_model"] is True for s in settings)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_is_a_ui_file_with_a_thumbnail(path):
+    data = json.loads(path.read_text())
+    assert isinstance(data["nodes"], list) and isinstance(data["links"], list)
+    assert {"last_node_id", "last_link_id", "version"} <= set(data)
+    thumb = path.with_suffix(".jpg")
+    assert thumb.is_file(), f"{thumb.name} missing (ComfyUI's template browser shows it)"
+    assert thumb.read_bytes()[:3] == b"\xff\xd8\xff", f"{thumb.name} is not a JPEG"
+    ids = [n["id"] for n in data["nodes"]]
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_uses_only_stock_and_solune_nodes_and_titles_its_model_files(path):
+    info = snapshot()
+    for node in json.loads(path.read_text())["nodes"]:
+        assert node["type"] in info or node["type"] in FRONTEND_ONLY, f"{path.name}: unknown node type {node['type']}"
+        if node["type"] in LOADERS:
+            # a user changes a model or image name in one place: the titled loader
+            assert node.get("title"), f"{path.name}: loader node {node['id']} ({node['type']}) has no title"
+
+
+def test_api_twins_are_exactly_the_converters_output():
+    info = snapshot()
+    assert twins.stale_twins(info) == []
+    shipped = {p.name for p in twins.API_DIR.glob("*.json")} - {twins.SNAPSHOT}
+    assert shipped == {p.name for p in EXAMPLES}, "every UI example needs one API twin, and no orphans"
+
+
+def test_a_changed_ui_file_makes_its_twin_stale(tmp_path):
+    """The drift check can fail: edit one widget value and the twin no longer matches."""
+    src = EXAMPLES[0]
+    data = json.loads(src.read_text())
+    node = next(n for n in data["nodes"] if n.get("widgets_values") and isinstance(n["widgets_values"], list)
+                and any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in n["widgets_values"]))
+    i = next(i for i, v in enumerate(node["widgets_values"]) if isinstance(v, (int, float)) and not isinstance(v, bool))
+    node["widgets_values"][i] = node["widgets_values"][i] + 1
+    (tmp_path / src.name).write_text(json.dumps(data))
+    assert twins.stale_twins(snapshot(), ui_dir=tmp_path) == [src.name]
+
+
+# ---------------------------------------------------------------- tier 2
+def model_overrides(path: Path) -> list[str]:
+    """--set arguments that point every loader of the example at the tests' tiny files."""
+    sets, unets = [], 0
+    for node in sorted(json.loads(path.read_text())["nodes"], key=lambda n: n["id"]):
+        kind = node["type"]
+        if kind == "UNETLoader":
+            sets.append(f"{node['id']}.unet_name=tiny_sd15_{min(unets, 1)}.safetensors")
+            unets += 1
+        elif kind == "CLIPLoader":
+            sets.append(f"{node['id']}.clip_name=tiny_clip_l.safetensors")
+        elif kind == "VAELoader":
+            sets.append(f"{node['id']}.vae_name=tiny_taesd.safetensors")
+        elif kind == "LoadImage":
+            sets.append(f"{node['id']}.image=solune_example.png")
+    return [a for s in sets for a in ("--set", s)]
+
+
+@pytest.fixture(scope="module")
+def server_with_image(comfy_server):
+    from PIL import Image
+
+    img = Image.new("RGBA", (96, 64))
+    for y in range(64):
+        for x in range(96):
+            img.putpixel((x, y), (x * 2 % 256, y * 4 % 256, (x * y) % 256, 255 if x < 48 else 0))
+    img.save(comfy_server.base / "input" / "solune_example.png")
+    return comfy_server
+
+
+def run_cli(server, *args, timeout=900):
+    return subprocess.run([sys.executable, "-m", "solune.run", *args, "--server", server.url, "--no-progress"],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.comfyui
+def test_snapshot_matches_the_live_server(comfy_server):
+    live = comfy_server.get("/object_info")
+    for name, info in snapshot().items():
+        assert twins.without_file_lists(name, live.get(name, {})) == info, f"object_info of {name} changed: refresh with python -m solune.workflow.twins --server URL"
+
+
+@pytest.mark.comfyui
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_runs_to_completion_through_the_runner(server_with_image, path, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli(server_with_image, str(path), *model_overrides(path), "--out", str(out))
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\nserver:\n{server_with_image.log_tail()}"
+    saved = [Path(line) for line in result.stdout.split("\n") if line.strip()]
+    assert saved and all(p.is_file() and p.stat().st_size > 0 for p in saved), result.stdout
+
+
+@pytest.mark.comfyui
+def test_an_execution_error_exits_non_zero_with_the_nodes_message(server_with_image, tmp_path):
+    path = next(p for p in EXAMPLES if any(n["type"] == "LoadImage" for n in json.loads(p.read_text())["nodes"]))
+    load = next(n for n in json.loads(path.read_text())["nodes"] if n["type"] == "LoadImage")
+    (server_with_image.base / "input" / "broken.png").write_bytes(b"not a png")
+    args = model_overrides(path) + ["--set", f"{load['id']}.image=broken.png"]
+    result = run_cli(server_with_image, str(path), *args, "--out", str(tmp_path))
+    assert result.returncode in (3, 4), result.stderr
+    assert "LoadImage" in result.stderr
