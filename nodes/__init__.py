@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
+from .expert_handoff import SoluneExpertHandoff
 from .prediction_type import SolunePredictionType
+from .samplers import SAMPLER_NODES
 
 
 class SoluneExtension(ComfyExtension):
     """Solune's node list."""
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [SolunePredictionType]
+        return [SolunePredictionType, SoluneExpertHandoff, *SAMPLER_NODES]
 
 
 __all__ = ["SoluneExtension"]
