@@ -95,3 +95,40 @@ def test_sampler_given_the_wrong_prediction_type_fails_with_advice(comfy_server)
     messages = [m for m in hist["status"]["messages"] if m[0] == "execution_error"]
     text = messages[0][1]["exception_message"]
     assert "needs a model patched as sol_v" in text and "lune_flow" in text and "SolunePredictionType" in text
+
+
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+
+
+def widget_names(info):
+    """The widget values the editor saves for a node, in order (with control_after_generate and
+    the image-upload button)."""
+    names = []
+    for section in ("required", "optional"):
+        for name, spec in info["input"].get(section, {}).items():
+            type_, opts = spec[0], (spec[1] if len(spec) > 1 else {})
+            if isinstance(type_, list) or type_ in WIDGET_TYPES:
+                names.append(name)
+                if opts.get("control_after_generate"):
+                    names.append("control_after_generate")
+                if opts.get("image_upload"):
+                    names.append("upload")
+    return names
+
+
+@pytest.mark.parametrize("name", ["sol_text_to_image.json", "lune_img2img.json", "sol_lune_handoff.json"])
+def test_example_workflow_widgets_match_the_servers_node_definitions(comfy_server, name):
+    import json
+    from pathlib import Path
+
+    wf = json.loads((Path(__file__).resolve().parents[1] / "example_workflows" / name).read_text())
+    for node in wf["nodes"]:
+        info = comfy_server.get(f"/object_info/{node['type']}")[node["type"]]
+        names = widget_names(info)
+        assert len(node["widgets_values"]) == len(names), (node["type"], names, node["widgets_values"])
+        for value, wname in zip(node["widgets_values"], names):
+            spec = info["input"].get("required", {}).get(wname) or info["input"].get("optional", {}).get(wname)
+            if spec and isinstance(spec[0], list) and wname not in ("unet_name", "clip_name", "vae_name", "image"):
+                assert value in spec[0], (node["type"], wname, value)
+            if spec and spec[0] == "COMBO":
+                assert value in spec[1]["options"], (node["type"], wname, value)
