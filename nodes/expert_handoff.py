@@ -3,10 +3,11 @@ expert for the rest, each evaluated in its own frame (the rule is `solune.expert
 
 Design:
 * The output is a clone of `structure_model`; its model_sampling is the run's frame and σ schedule.
-* A keyed `APPLY_MODEL` wrapper routes each evaluation: the structure side goes on through the
-  wrapper chain as usual; the detail side converts the state to the detail expert's frame and calls
-  the detail expert's own `BaseModel.apply_model` (its input scaling, timestep and x0 formula, its
-  weights with their patches, its transformer options, wrappers and unet wrapper), returning x0.
+* A keyed `APPLY_MODEL` wrapper, the outermost one, routes each evaluation: each expert runs
+  through its own `BaseModel._apply_model` (its input scaling, timestep and x0 formula, its weights
+  with their patches) behind its own APPLY_MODEL wrappers and unet wrapper, with its own
+  transformer options; the detail expert gets the state converted to its frame. Both return x0.
+  APPLY_MODEL wrappers added to the output later run inside the routing, for either expert.
 * The detail expert's ModelPatcher is registered as an additional model of the clone, so ComfyUI's
   model management loads it (with its LoRA / object patches) next to the structure expert when the
   run starts and releases it after; nothing is copied.
@@ -95,8 +96,35 @@ def _chain(functions, args):
     return denoised
 
 
+APPLY_MODEL = comfy.patcher_extension.WrappersMP.APPLY_MODEL
+
+
+def _own_apply_model_wrappers(patcher) -> list:
+    """A patcher's APPLY_MODEL wrappers in ComfyUI's order (model_options' first, then keyed ones)."""
+    return comfy.patcher_extension.get_all_wrappers(APPLY_MODEL, _static_transformer_options(patcher))
+
+
+def _call_expert(base, wrappers, unet_wrapper, x, t, c_concat, c_crossattn, control, transformer_options, kwargs):
+    """base._apply_model(x, t, …) → x0, through `wrappers` and the expert's unet wrapper."""
+
+    def apply_model(input_x, timestep, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kw):
+        executor = comfy.patcher_extension.WrapperExecutor.new_class_executor(base._apply_model, base, wrappers)
+        return executor.execute(input_x, timestep, c_concat, c_crossattn, control, transformer_options, **kw)
+
+    if unet_wrapper is None:
+        return apply_model(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+    c = dict(kwargs, c_concat=c_concat, c_crossattn=c_crossattn, control=control, transformer_options=transformer_options)
+    return unet_wrapper(apply_model, {"input": x, "timestep": t, "c": c, "cond_or_uncond": transformer_options.get("cond_or_uncond", [])})
+
+
 def make_handoff(structure_model, detail_model, switch: float, blend_width: float):
-    """The handoff MODEL (a clone of structure_model); see the module docstring."""
+    """The handoff MODEL (a clone of structure_model); see the module docstring.
+
+    Wrapper order: the routing wrapper is the outermost APPLY_MODEL wrapper of the output. Each
+    expert's own APPLY_MODEL wrappers and unet wrapper run on its side only; APPLY_MODEL wrappers
+    added to the output later (run level, e.g. tiling) run inside the routing, for either expert,
+    in that expert's frame.
+    """
     run_ms = structure_model.get_model_object("model_sampling")
     detail_ms = detail_model.get_model_object("model_sampling")
     rule = ExpertHandoff(
@@ -105,7 +133,10 @@ def make_handoff(structure_model, detail_model, switch: float, blend_width: floa
     )
     detail_base = detail_model.model
     detail_to = _static_transformer_options(detail_model)
+    detail_wrappers = _own_apply_model_wrappers(detail_model)
     detail_unet_wrapper = detail_model.model_options.get("model_function_wrapper")
+    structure_wrappers = _own_apply_model_wrappers(structure_model)
+    structure_unet_wrapper = structure_model.model_options.get("model_function_wrapper")
 
     def detail_transformer_options(incoming: dict, sigma_detail):
         to = {k: v for k, v in incoming.items() if k not in MODEL_KEYS}
@@ -116,21 +147,25 @@ def make_handoff(structure_model, detail_model, switch: float, blend_width: floa
         return to
 
     def apply_model_wrapper(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kwargs):
+        inner = executor.wrappers[executor.idx + 1:]  # APPLY_MODEL wrappers added after the handoff
+
         def structure(xs, ts):
-            return executor(xs, ts, c_concat, c_crossattn, control, transformer_options, **kwargs)
+            return _call_expert(executor.class_obj, structure_wrappers + inner, structure_unet_wrapper,
+                                xs, ts, c_concat, c_crossattn, control, transformer_options, kwargs)
 
         def detail(xd, td):
-            to = detail_transformer_options(transformer_options, td)
-            if detail_unet_wrapper is not None:
-                c = dict(kwargs, c_concat=c_concat, c_crossattn=c_crossattn, control=control, transformer_options=to)
-                return detail_unet_wrapper(detail_base.apply_model, {"input": xd, "timestep": td, "c": c, "cond_or_uncond": to.get("cond_or_uncond", [])})
-            return detail_base.apply_model(xd, td, c_concat, c_crossattn, control, to, **kwargs)
+            return _call_expert(detail_base, detail_wrappers + inner, detail_unet_wrapper,
+                                xd, td, c_concat, c_crossattn, control, detail_transformer_options(transformer_options, td), kwargs)
 
         return rule.evaluate(x, t, structure, detail)
 
     handoff = structure_model.clone()
-    handoff.set_additional_models(KEY, [detail_model])
-    handoff.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, KEY, apply_model_wrapper)
+    # the structure expert's own APPLY_MODEL wrappers and unet wrapper move behind the routing
+    handoff.wrappers.pop(APPLY_MODEL, None)
+    handoff.model_options.get("transformer_options", {}).get("wrappers", {}).pop(APPLY_MODEL, None)
+    handoff.model_options.pop("model_function_wrapper", None)
+    handoff.set_additional_models(KEY, handoff.get_additional_models_with_key(KEY) + [detail_model])
+    handoff.add_wrapper_with_key(APPLY_MODEL, KEY, apply_model_wrapper)
 
     structure_post = list(structure_model.model_options.get("sampler_post_cfg_function", []))
     detail_post = list(detail_model.model_options.get("sampler_post_cfg_function", []))

@@ -216,3 +216,42 @@ def test_out_of_range_switch_is_refused_before_anything_is_built(unets, kwargs, 
         SoluneExpertHandoff.execute(structure_model=structure, detail_model=detail, **kwargs)
     assert needle in str(err.value) and "SoluneExpertHandoff" in str(err.value)
     assert structure.additional_models == {} and not structure.wrappers.get("apply_model")
+
+
+def test_apply_model_wrappers_follow_their_expert_and_later_ones_reach_both(unets):
+    import comfy.patcher_extension
+
+    structure, detail = experts(unets)
+    seen = []
+
+    def tagging(tag):
+        def wrapper(executor, x, t, *args, **kwargs):
+            seen.append((tag, executor.class_obj))
+            return executor(x, t, *args, **kwargs)
+        return wrapper
+
+    APPLY = comfy.patcher_extension.WrappersMP.APPLY_MODEL
+    s_tag, d_tag = structure.clone(), detail.clone()
+    s_tag.add_wrapper_with_key(APPLY, "solune_test", tagging("structure_own"))
+    d_tag.add_wrapper_with_key(APPLY, "solune_test", tagging("detail_own"))
+    h = handoff(s_tag, d_tag, 0.5).clone()
+    h.add_wrapper_with_key(APPLY, "solune_test_later", tagging("later"))
+    ksample(h, torch.zeros(1, 4, 8, 8), steps=4, scheduler="simple")
+    own = {(tag, base) for tag, base in seen if tag != "later"}
+    assert own == {("structure_own", structure.model), ("detail_own", detail.model)}
+    assert {base for tag, base in seen if tag == "later"} == {structure.model, detail.model}
+
+
+def test_handoffs_chain_and_load_every_expert(unets):
+    import comfy.model_management
+
+    third = patched(tiny_sd15_model(seed=2), "sol_v")
+    first, second = experts(unets, "sol_v", "sol_v")
+    inner = handoff(first, second, 0.0)  # = second alone
+    outer = handoff(inner, third, 1.0)  # = inner
+    latent = torch.zeros(1, 4, 8, 8)
+    assert rel_diff(ksample(outer, latent, steps=3), ksample(second, latent, steps=3)) <= 1e-5
+    loaded = [lm.model.model for lm in comfy.model_management.current_loaded_models if lm.model is not None]
+    assert all(sum(m is e.model for m in loaded) == 1 for e in (first, second, third))
+    outer_mid = handoff(inner, third, 0.5)
+    assert rel_diff(ksample(outer_mid, latent, steps=3), ksample(second, latent, steps=3)) > 1e-4
