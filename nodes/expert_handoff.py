@@ -19,17 +19,12 @@ Design:
 
 from __future__ import annotations
 
-import logging
-import math
-
 import comfy.patcher_extension
 from comfy_api.latest import io
 
 from ..experts import ExpertHandoff, check_fraction
 from ..velocity import ddpm_sigma_to_flow_t, flow_t_to_ddpm_sigma
 from .model_checks import frame_of
-
-log = logging.getLogger(__name__)
 
 KEY = "solune_expert_handoff"
 #: transformer_options entries that belong to a model (the rest are per-step, per-run values)
