@@ -1,0 +1,197 @@
+"""Solune's SAMPLER nodes (Sol DDPM, Lune Euler, epsilon DDIM) and the Lune SIGMAS node.
+
+The sampler maths lives in `solune.samplers` (pure torch); this module checks, when sampling
+starts, that the model is patched with the matching prediction type, and adds interruption.
+"""
+
+from __future__ import annotations
+
+import math
+
+import comfy.model_management
+import comfy.samplers
+from comfy_api.latest import io
+
+from ..samplers import lune_sigmas, sample_epsilon_ddim, sample_lune_euler, sample_sol_ddpm
+from .model_checks import ddpm_alphas_cumprod_of, prediction_error, sampler_model_sampling
+
+
+def _number_in(name, value, low, high, low_open=False):
+    """Error text unless value is a finite number in [low, high] ((low, high] if low_open)."""
+    if value is None:
+        return None
+    try:
+        ok = not isinstance(value, bool) and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        ok = False
+    if ok:
+        v = float(value)
+        ok = (v > low if low_open else v >= low) and v <= high
+    if not ok:
+        bracket = "(" if low_open else "["
+        return f"{name} must be a number in {bracket}{low:g}, {high:g}]; got {value!r}"
+    return None
+
+
+def checked_sampler(node_id: str, expected: str, function, **knobs):
+    """A KSAMPLER that checks the prediction type, passes the model's grid, honours interruption."""
+
+    def sampler_function(model, x, sigmas, extra_args=None, callback=None, disable=None):
+        ms = sampler_model_sampling(model)
+        error = prediction_error(node_id, ms, expected)
+        if error:
+            raise ValueError(error)
+        extra = dict(knobs)
+        if ms.frame == "ddpm":
+            extra["alphas_cumprod"] = ddpm_alphas_cumprod_of(ms)
+        else:
+            extra["multiplier"] = float(ms.multiplier)
+
+        def step_callback(info):
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            if callback is not None:
+                callback(info)
+
+        return function(model, x, sigmas, extra_args=extra_args, callback=step_callback, disable=disable, **extra)
+
+    return comfy.samplers.KSAMPLER(sampler_function)
+
+
+ETA_TOOLTIP = "η: 1 = DDPM posterior step (ancestral, uses the run's seed), 0 = deterministic DDIM, in between = DDIM with that much fresh noise."
+
+
+class SoluneSamplerSolDDPM(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SoluneSamplerSolDDPM",
+            display_name="Solune Sampler Sol DDPM",
+            category="Solune/sampling",
+            description=(
+                "Sol's own sampler for a sol_v model (SolunePredictionType prediction = sol_v): v → x0 → ε, then the "
+                "DDPM posterior step (eta = 1) or a DDIM step (eta < 1) on the 1000-step timestep grid; the SIGMAS are "
+                "snapped to the nearest grid timestep. For SamplerCustom / SamplerCustomAdvanced."
+            ),
+            inputs=[io.Float.Input("eta", default=1.0, min=0.0, max=1.0, step=0.01, tooltip=ETA_TOOLTIP)],
+            outputs=[io.Sampler.Output(tooltip="The sampler; connect to SamplerCustom or SamplerCustomAdvanced.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, eta=None) -> bool | str:
+        return _number_in("eta", eta, 0.0, 1.0) or True
+
+    @classmethod
+    def execute(cls, eta) -> io.NodeOutput:
+        error = _number_in("eta", eta, 0.0, 1.0)
+        if error:
+            raise ValueError(f"SoluneSamplerSolDDPM: {error}")
+        return io.NodeOutput(checked_sampler("SoluneSamplerSolDDPM", "sol_v", sample_sol_ddpm, eta=float(eta)))
+
+
+class SoluneSamplerEpsilonDDIM(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SoluneSamplerEpsilonDDIM",
+            display_name="Solune Sampler Epsilon DDIM",
+            category="Solune/sampling",
+            description=(
+                "DDIM for an epsilon model (SolunePredictionType prediction = epsilon) on the 1000-step timestep grid; "
+                "the SIGMAS are snapped to the nearest grid timestep. For SamplerCustom / SamplerCustomAdvanced."
+            ),
+            inputs=[io.Float.Input("eta", default=0.0, min=0.0, max=1.0, step=0.01, tooltip="η: 0 = deterministic DDIM; 1 = as much fresh noise as the DDPM posterior (uses the run's seed).")],
+            outputs=[io.Sampler.Output(tooltip="The sampler; connect to SamplerCustom or SamplerCustomAdvanced.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, eta=None) -> bool | str:
+        return _number_in("eta", eta, 0.0, 1.0) or True
+
+    @classmethod
+    def execute(cls, eta) -> io.NodeOutput:
+        error = _number_in("eta", eta, 0.0, 1.0)
+        if error:
+            raise ValueError(f"SoluneSamplerEpsilonDDIM: {error}")
+        return io.NodeOutput(checked_sampler("SoluneSamplerEpsilonDDIM", "epsilon", sample_epsilon_ddim, eta=float(eta)))
+
+
+class SoluneSamplerLuneEuler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SoluneSamplerLuneEuler",
+            display_name="Solune Sampler Lune Euler",
+            category="Solune/sampling",
+            description=(
+                "Lune's own sampler for a lune_flow model (SolunePredictionType prediction = lune_flow): Euler on the "
+                "rectified-flow ODE, x ← x − v·(σ − σ_next), network timestep 1000·σ. Pair it with SoluneLuneScheduler. "
+                "For SamplerCustom / SamplerCustomAdvanced."
+            ),
+            inputs=[
+                io.Boolean.Input(
+                    "quantize_timesteps",
+                    default=False,
+                    tooltip="Round the network's timestep 1000·σ to an integer (at least 1) as Lune's authors' script does; the step itself uses the exact σ. Off = identical to ComfyUI's euler.",
+                )
+            ],
+            outputs=[io.Sampler.Output(tooltip="The sampler; connect to SamplerCustom or SamplerCustomAdvanced.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, quantize_timesteps=None) -> bool | str:
+        if quantize_timesteps is not None and not isinstance(quantize_timesteps, bool):
+            return f"quantize_timesteps must be true or false; got {quantize_timesteps!r}"
+        return True
+
+    @classmethod
+    def execute(cls, quantize_timesteps) -> io.NodeOutput:
+        if not isinstance(quantize_timesteps, bool):
+            raise ValueError(f"SoluneSamplerLuneEuler: quantize_timesteps must be true or false; got {quantize_timesteps!r}")
+        return io.NodeOutput(checked_sampler("SoluneSamplerLuneEuler", "lune_flow", sample_lune_euler, quantize_timesteps=quantize_timesteps))
+
+
+def check_scheduler_inputs(steps=None, shift=None, denoise=None) -> str | None:
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 10000):
+        return f"steps must be an integer in [1, 10000]; got {steps!r}"
+    if shift is not None:
+        try:
+            ok = not isinstance(shift, bool) and math.isfinite(float(shift)) and float(shift) > 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            return f"shift must be a finite number > 0 (Lune was trained at 2.0–2.5); got {shift!r}"
+    return _number_in("denoise", denoise, 0.0, 1.0, low_open=True)
+
+
+class SoluneLuneScheduler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SoluneLuneScheduler",
+            display_name="Solune Lune Scheduler",
+            category="Solune/sampling",
+            description=(
+                "Lune's σ schedule: σ = linspace(1, 0, steps + 1) shifted with σ' = k·σ/(1 + (k − 1)·σ). With denoise < 1 "
+                "(img2img) the last steps + 1 values of a schedule of int(steps/denoise) steps, as BasicScheduler does."
+            ),
+            inputs=[
+                io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Number of sampling steps."),
+                io.Float.Input("shift", default=2.0, min=0.01, max=100.0, step=0.01, tooltip="Time shift k (Lune was trained at 2.0–2.5; k > 1 spends more steps at high noise). Use the same k as in SolunePredictionType."),
+                io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01, tooltip="Fraction of the schedule to run: 1 = from pure noise, < 1 = img2img starting part-way (must be > 0)."),
+            ],
+            outputs=[io.Sigmas.Output(tooltip="steps + 1 descending σ values ending at 0.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, steps=None, shift=None, denoise=None) -> bool | str:
+        return check_scheduler_inputs(steps, shift, denoise) or True
+
+    @classmethod
+    def execute(cls, steps, shift, denoise) -> io.NodeOutput:
+        error = check_scheduler_inputs(steps, shift, denoise)
+        if error:
+            raise ValueError(f"SoluneLuneScheduler: {error}")
+        return io.NodeOutput(lune_sigmas(int(steps), float(shift), float(denoise)))
+
+
+SAMPLER_NODES = [SoluneSamplerSolDDPM, SoluneSamplerLuneEuler, SoluneSamplerEpsilonDDIM, SoluneLuneScheduler]
