@@ -273,6 +273,15 @@ def test_unknown_node_type_names_id_type_and_title():
         convert(g)
 
 
+@pytest.mark.parametrize("mode", ["strength", 5, None])
+def test_a_node_mode_the_editor_never_writes_is_refused(mode):
+    data = txt2img_graph().to_json()
+    data["nodes"][0]["mode"] = mode
+    node = data["nodes"][0]
+    with pytest.raises(WorkflowError, match=rf"node {node['id']}.*has mode {mode!r:s}; the editor writes 0 \(always\)"):
+        convert(data)
+
+
 def test_subgraph_node_is_reported_as_unsupported():
     g = txt2img_graph()
     g.add(15, "0f3c2a9e-aaaa-bbbb-cccc-111122223333")

@@ -21,6 +21,8 @@ from .widgets import input_names, input_spec, is_widget, map_widget_values, widg
 log = logging.getLogger(__name__)
 
 MODE_ALWAYS, MODE_NEVER, MODE_BYPASS = 0, 2, 4
+# 1 ("on event") and 3 ("on trigger") are LiteGraph modes that ComfyUI executes like 0.
+KNOWN_MODES = (MODE_ALWAYS, 1, MODE_NEVER, 3, MODE_BYPASS)
 REROUTE = "Reroute"
 PRIMITIVE = "PrimitiveNode"
 IGNORED_TYPES = frozenset({"Note", "MarkdownNote"})
@@ -83,6 +85,11 @@ class _Converter:
         for node in workflow["nodes"]:
             if not isinstance(node, dict) or "id" not in node or "type" not in node:
                 raise WorkflowError(f"UI workflow: every entry of 'nodes' needs an 'id' and a 'type', found {node!r:.80}")
+            if node.get("mode", MODE_ALWAYS) not in KNOWN_MODES:
+                raise WorkflowError(
+                    f"UI workflow: {node_label(node)} has mode {node.get('mode')!r}; the editor writes "
+                    f"0 (always), 2 (muted) or 4 (bypassed)"
+                )
             self.nodes[str(node["id"])] = node
         self.links = {}
         for link in workflow["links"]:
