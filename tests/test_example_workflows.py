@@ -91,6 +91,8 @@ def model_overrides(path: Path) -> list[str]:
             sets.append(f"{node['id']}.vae_name=tiny_taesd.safetensors")
         elif kind == "LoadImage":
             sets.append(f"{node['id']}.image=solune_example.png")
+        elif kind == "EmptyLatentImage":  # the tiny UNet runs at 16×16 latents, not the example's size
+            sets += [f"{node['id']}.width=128", f"{node['id']}.height=128"]
     return [a for s in sets for a in ("--set", s)]
 
 

@@ -50,14 +50,18 @@ FILE_INPUTS = {"UNETLoader": "unet_name", "CLIPLoader": "clip_name", "VAELoader"
                "CheckpointLoaderSimple": "ckpt_name", "LoadImage": "image"}
 
 
+# Where a node's module was loaded from (custom_nodes/<folder name>) says nothing about the node.
+MACHINE_KEYS = ("python_module",)
+
+
 def without_file_lists(name: str, info: dict) -> dict:
-    """`info` (one node's /object_info) with its local file-list options emptied."""
+    """`info` (one node's /object_info) without what depends on the machine: its local file-list
+    options are emptied and the loading module's name is dropped."""
+    info = {k: v for k, v in json.loads(json.dumps(info)).items() if k not in MACHINE_KEYS}
     field = FILE_INPUTS.get(name)
     spec = info.get("input", {}).get("required", {}).get(field)
-    if not spec or not isinstance(spec[0], list):
-        return info
-    info = json.loads(json.dumps(info))
-    info["input"]["required"][field][0] = []
+    if spec and isinstance(spec[0], list):
+        spec[0] = []
     return info
 
 
