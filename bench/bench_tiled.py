@@ -74,7 +74,7 @@ def overhead(net, size, steps):
 
 
 @torch.no_grad()
-def tiled_time(net, size, fraction_zero, batch, repeat=3):
+def tiled_time(net, size, fraction_zero, batch, repeat=5):
     x = torch.randn(1, 4, size, size)
     plan = make_plan(size, size, min_denoise=1.0, max_denoise=1.0, align=4, tile_width=256, tile_height=256)
     n = len(plan.layout)
