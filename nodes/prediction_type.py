@@ -15,17 +15,21 @@ log = logging.getLogger(__name__)
 PREDICTIONS = list(PREDICTION_TYPES)
 
 
+def shift_error(shift) -> str | None:
+    """The error message for a flow shift that is not a finite number > 0, or None."""
+    try:
+        ok = not isinstance(shift, bool) and math.isfinite(float(shift)) and float(shift) > 0
+    except (TypeError, ValueError):
+        ok = False
+    return None if ok else f"shift must be a finite number > 0 (Lune was trained at 2.0–2.5); got {shift!r}"
+
+
 def check_prediction_inputs(prediction, shift, zero_terminal_snr=False) -> str | None:
     """The error message for bad node inputs, or None. Linked (not yet known) values pass."""
     if prediction is not None and prediction not in PREDICTION_TYPES:
         return f"prediction must be one of {', '.join(PREDICTIONS)}; got {prediction!r}"
-    if shift is not None:
-        try:
-            ok = math.isfinite(float(shift)) and float(shift) > 0
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            return f"shift must be a finite number > 0 (Lune was trained at 2.0–2.5); got {shift!r}"
+    if shift is not None and (error := shift_error(shift)):
+        return error
     if zero_terminal_snr is not None and not isinstance(zero_terminal_snr, bool):
         return f"zero_terminal_snr must be true or false; got {zero_terminal_snr!r}"
     return None

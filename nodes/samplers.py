@@ -14,6 +14,7 @@ from comfy_api.latest import io
 
 from ..samplers import lune_sigmas, sample_epsilon_ddim, sample_lune_euler, sample_sol_ddpm
 from .model_checks import ddpm_alphas_cumprod_of, prediction_error, sampler_model_sampling
+from .prediction_type import shift_error
 
 
 def _number_in(name, value, low, high, low_open=False):
@@ -60,19 +61,22 @@ def checked_sampler(node_id: str, expected: str, function, **knobs):
 ETA_TOOLTIP = "η: 1 = DDPM posterior step (ancestral, uses the run's seed), 0 = deterministic DDIM, in between = DDIM with that much fresh noise."
 
 
-class SoluneSamplerSolDDPM(io.ComfyNode):
+class _EtaSampler(io.ComfyNode):
+    """A SAMPLER node with one `eta` input for a grid sampler of the DDPM frame (subclasses fill
+    in the class attributes)."""
+
+    NODE_ID = DISPLAY_NAME = PREDICTION = DESCRIPTION = TOOLTIP = ""
+    ETA_DEFAULT = 0.0
+    FUNCTION = None
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id="SoluneSamplerSolDDPM",
-            display_name="Solune Sampler Sol DDPM",
+            node_id=cls.NODE_ID,
+            display_name=cls.DISPLAY_NAME,
             category="Solune/sampling",
-            description=(
-                "Sol's own sampler for a sol_v model (SolunePredictionType prediction = sol_v): v → x0 → ε, then the "
-                "DDPM posterior step (eta = 1) or a DDIM step (eta < 1) on the 1000-step timestep grid; the SIGMAS are "
-                "snapped to the nearest grid timestep. For SamplerCustom / SamplerCustomAdvanced."
-            ),
-            inputs=[io.Float.Input("eta", default=1.0, min=0.0, max=1.0, step=0.01, tooltip=ETA_TOOLTIP)],
+            description=cls.DESCRIPTION,
+            inputs=[io.Float.Input("eta", default=cls.ETA_DEFAULT, min=0.0, max=1.0, step=0.01, tooltip=cls.TOOLTIP)],
             outputs=[io.Sampler.Output(tooltip="The sampler; connect to SamplerCustom or SamplerCustomAdvanced.")],
         )
 
@@ -84,35 +88,31 @@ class SoluneSamplerSolDDPM(io.ComfyNode):
     def execute(cls, eta) -> io.NodeOutput:
         error = _number_in("eta", eta, 0.0, 1.0)
         if error:
-            raise ValueError(f"SoluneSamplerSolDDPM: {error}")
-        return io.NodeOutput(checked_sampler("SoluneSamplerSolDDPM", "sol_v", sample_sol_ddpm, eta=float(eta)))
+            raise ValueError(f"{cls.NODE_ID}: {error}")
+        return io.NodeOutput(checked_sampler(cls.NODE_ID, cls.PREDICTION, cls.FUNCTION, eta=float(eta)))
 
 
-class SoluneSamplerEpsilonDDIM(io.ComfyNode):
-    @classmethod
-    def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id="SoluneSamplerEpsilonDDIM",
-            display_name="Solune Sampler Epsilon DDIM",
-            category="Solune/sampling",
-            description=(
-                "DDIM for an epsilon model (SolunePredictionType prediction = epsilon) on the 1000-step timestep grid; "
-                "the SIGMAS are snapped to the nearest grid timestep. For SamplerCustom / SamplerCustomAdvanced."
-            ),
-            inputs=[io.Float.Input("eta", default=0.0, min=0.0, max=1.0, step=0.01, tooltip="η: 0 = deterministic DDIM; 1 = as much fresh noise as the DDPM posterior (uses the run's seed).")],
-            outputs=[io.Sampler.Output(tooltip="The sampler; connect to SamplerCustom or SamplerCustomAdvanced.")],
-        )
+class SoluneSamplerSolDDPM(_EtaSampler):
+    NODE_ID, DISPLAY_NAME, PREDICTION = "SoluneSamplerSolDDPM", "Solune Sampler Sol DDPM", "sol_v"
+    DESCRIPTION = (
+        "Sol's own sampler for a sol_v model (SolunePredictionType prediction = sol_v): v → x0 → ε, then the "
+        "DDPM posterior step (eta = 1) or a DDIM step (eta < 1) on the 1000-step timestep grid; the SIGMAS are "
+        "snapped to the nearest grid timestep. For SamplerCustom / SamplerCustomAdvanced."
+    )
+    TOOLTIP = ETA_TOOLTIP
+    ETA_DEFAULT = 1.0
+    FUNCTION = staticmethod(sample_sol_ddpm)
 
-    @classmethod
-    def validate_inputs(cls, eta=None) -> bool | str:
-        return _number_in("eta", eta, 0.0, 1.0) or True
 
-    @classmethod
-    def execute(cls, eta) -> io.NodeOutput:
-        error = _number_in("eta", eta, 0.0, 1.0)
-        if error:
-            raise ValueError(f"SoluneSamplerEpsilonDDIM: {error}")
-        return io.NodeOutput(checked_sampler("SoluneSamplerEpsilonDDIM", "epsilon", sample_epsilon_ddim, eta=float(eta)))
+class SoluneSamplerEpsilonDDIM(_EtaSampler):
+    NODE_ID, DISPLAY_NAME, PREDICTION = "SoluneSamplerEpsilonDDIM", "Solune Sampler Epsilon DDIM", "epsilon"
+    DESCRIPTION = (
+        "DDIM for an epsilon model (SolunePredictionType prediction = epsilon) on the 1000-step timestep grid; "
+        "the SIGMAS are snapped to the nearest grid timestep. For SamplerCustom / SamplerCustomAdvanced."
+    )
+    TOOLTIP = "η: 0 = deterministic DDIM; 1 = as much fresh noise as the DDPM posterior (uses the run's seed)."
+    ETA_DEFAULT = 0.0
+    FUNCTION = staticmethod(sample_epsilon_ddim)
 
 
 class SoluneSamplerLuneEuler(io.ComfyNode):
@@ -153,13 +153,8 @@ class SoluneSamplerLuneEuler(io.ComfyNode):
 def check_scheduler_inputs(steps=None, shift=None, denoise=None) -> str | None:
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 10000):
         return f"steps must be an integer in [1, 10000]; got {steps!r}"
-    if shift is not None:
-        try:
-            ok = not isinstance(shift, bool) and math.isfinite(float(shift)) and float(shift) > 0
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            return f"shift must be a finite number > 0 (Lune was trained at 2.0–2.5); got {shift!r}"
+    if shift is not None and (error := shift_error(shift)):
+        return error
     return _number_in("denoise", denoise, 0.0, 1.0, low_open=True)
 
 
