@@ -67,7 +67,7 @@ class _EtaSampler(io.ComfyNode):
 
     NODE_ID = DISPLAY_NAME = PREDICTION = DESCRIPTION = TOOLTIP = ""
     ETA_DEFAULT = 0.0
-    FUNCTION = None
+    SAMPLE_FN = None  # (not FUNCTION: ComfyUI reads that name on every node class)
 
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -89,7 +89,7 @@ class _EtaSampler(io.ComfyNode):
         error = _number_in("eta", eta, 0.0, 1.0)
         if error:
             raise ValueError(f"{cls.NODE_ID}: {error}")
-        return io.NodeOutput(checked_sampler(cls.NODE_ID, cls.PREDICTION, cls.FUNCTION, eta=float(eta)))
+        return io.NodeOutput(checked_sampler(cls.NODE_ID, cls.PREDICTION, cls.SAMPLE_FN, eta=float(eta)))
 
 
 class SoluneSamplerSolDDPM(_EtaSampler):
@@ -101,7 +101,7 @@ class SoluneSamplerSolDDPM(_EtaSampler):
     )
     TOOLTIP = ETA_TOOLTIP
     ETA_DEFAULT = 1.0
-    FUNCTION = staticmethod(sample_sol_ddpm)
+    SAMPLE_FN = staticmethod(sample_sol_ddpm)
 
 
 class SoluneSamplerEpsilonDDIM(_EtaSampler):
@@ -112,7 +112,7 @@ class SoluneSamplerEpsilonDDIM(_EtaSampler):
     )
     TOOLTIP = "η: 0 = deterministic DDIM; 1 = as much fresh noise as the DDPM posterior (uses the run's seed)."
     ETA_DEFAULT = 0.0
-    FUNCTION = staticmethod(sample_epsilon_ddim)
+    SAMPLE_FN = staticmethod(sample_epsilon_ddim)
 
 
 class SoluneSamplerLuneEuler(io.ComfyNode):
