@@ -1,5 +1,5 @@
 """SoluneExpertHandoff: one MODEL that samples with a structure expert at high noise and a detail
-expert for the rest, each evaluated in its own frame (the rule is `solune.experts.ExpertHandoff`).
+expert for the rest, each evaluated in its own frame (the rule is `solune.samplers.ExpertHandoff`).
 
 Design:
 * The output is a clone of `structure_model`; its model_sampling is the run's frame and σ schedule.
@@ -22,7 +22,7 @@ from __future__ import annotations
 import comfy.patcher_extension
 from comfy_api.latest import io
 
-from ..experts import ExpertHandoff, check_fraction
+from ..samplers import ExpertHandoff, check_fraction
 from ..velocity import ddpm_sigma_to_flow_t, flow_t_to_ddpm_sigma
 from .model_checks import frame_of
 

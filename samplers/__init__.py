@@ -6,6 +6,7 @@
 - `plan`: tile layout + scales from node settings.
 - `ddpm`, `flow`: reference samplers (k-diffusion signature): Sol DDPM/DDIM, epsilon DDIM,
   Lune Euler and the Lune schedule.
+- `handoff`: the two-expert handoff rule (switch / crossfade, each expert in its own frame).
 """
 
 from .ddpm import (
@@ -17,6 +18,7 @@ from .ddpm import (
     seeded_noise_sampler,
 )
 from .flow import lune_sigmas, quantized_sigma, sample_lune_euler
+from .handoff import ExpertHandoff, check_fraction, smoothstep
 from .plan import LAYOUTS, SCALE_MODES, TilePlan, check_plan_inputs, make_plan
 from .preserve import MODES, PreserveState, blend_x0, check_finite, check_mode, start_sigmas
 from .tiled_eval import active_batches, active_tiles, crop_tiles, evaluate_tiled, repeat_rows, tile_args
@@ -27,4 +29,5 @@ __all__ = [
     "start_sigmas", "tile_args",
     "ddim_coefficients", "lune_sigmas", "nearest_timesteps", "posterior_coefficients", "quantized_sigma",
     "sample_epsilon_ddim", "sample_lune_euler", "sample_sol_ddpm", "seeded_noise_sampler",
+    "ExpertHandoff", "check_fraction", "smoothstep",
 ]

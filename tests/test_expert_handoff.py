@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from analytic import GaussianData, native_model
-from solune.experts import ExpertHandoff
+from solune.samplers import ExpertHandoff
 from solune.velocity import LuneFlow, SolV, convert_state
 
 DATA = GaussianData(mu=[0.5, -1.0, 2.0, 0.0], std=[1.0, 0.5, 0.25, 2.0])
