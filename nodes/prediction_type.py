@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import math
 
 from comfy_api.latest import io
 
-from ..velocity import PREDICTION_TYPES
+from ..velocity import PREDICTION_TYPES, check_shift
 from .comfy_sampling import comfy_model_sampling
 
 log = logging.getLogger(__name__)
@@ -16,12 +15,12 @@ PREDICTIONS = list(PREDICTION_TYPES)
 
 
 def shift_error(shift) -> str | None:
-    """The error message for a flow shift that is not a finite number > 0, or None."""
+    """The velocity core's message for a flow shift that is not a finite number > 0, or None."""
     try:
-        ok = not isinstance(shift, bool) and math.isfinite(float(shift)) and float(shift) > 0
-    except (TypeError, ValueError):
-        ok = False
-    return None if ok else f"shift must be a finite number > 0 (Lune was trained at 2.0–2.5); got {shift!r}"
+        check_shift(shift)
+    except ValueError as err:
+        return str(err)
+    return None
 
 
 def check_prediction_inputs(prediction, shift, zero_terminal_snr=False) -> str | None:

@@ -6,13 +6,12 @@ starts, that the model is patched with the matching prediction type, and adds in
 
 from __future__ import annotations
 
-import math
 
 import comfy.model_management
 import comfy.samplers
 from comfy_api.latest import io
 
-from ..samplers import lune_sigmas, sample_epsilon_ddim, sample_lune_euler, sample_sol_ddpm
+from ..samplers import check_fraction, lune_sigmas, sample_epsilon_ddim, sample_lune_euler, sample_sol_ddpm
 from .model_checks import ddpm_alphas_cumprod_of, prediction_error, sampler_model_sampling
 from .prediction_type import shift_error
 
@@ -22,15 +21,9 @@ def _number_in(name, value, low, high, low_open=False):
     if value is None:
         return None
     try:
-        ok = not isinstance(value, bool) and math.isfinite(float(value))
-    except (TypeError, ValueError):
-        ok = False
-    if ok:
-        v = float(value)
-        ok = (v > low if low_open else v >= low) and v <= high
-    if not ok:
-        bracket = "(" if low_open else "["
-        return f"{name} must be a number in {bracket}{low:g}, {high:g}]; got {value!r}"
+        check_fraction(name, value, low, high, low_open)
+    except ValueError as err:
+        return str(err)
     return None
 
 

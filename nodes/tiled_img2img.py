@@ -128,7 +128,6 @@ class SoluneTiledSampler(io.ComfyNode):
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise=1.0,
                 mode=DEFAULTS["mode"], tiled_model=DEFAULTS["tiled_model"], tile_batch_size=DEFAULTS["tile_batch_size"],
                 denoise_mask=None, image=None, **kw) -> io.NodeOutput:
-        import comfy.samplers
         import nodes
 
         error = cls.validate_inputs(sampler_name=sampler_name, scheduler=scheduler)

@@ -17,8 +17,9 @@ from .ddpm import (
     sample_sol_ddpm,
     seeded_noise_sampler,
 )
+from .checks import check_fraction
 from .flow import lune_sigmas, quantized_sigma, sample_lune_euler
-from .handoff import ExpertHandoff, check_fraction, smoothstep
+from .handoff import ExpertHandoff, smoothstep
 from .plan import LAYOUTS, SCALE_MODES, TilePlan, check_plan_inputs, make_plan
 from .preserve import MODES, PreserveState, blend_x0, check_finite, check_mode, start_sigmas
 from .tiled_eval import active_batches, active_tiles, crop_tiles, evaluate_tiled, repeat_rows, tile_args

@@ -22,23 +22,12 @@ p = switch − w/2 to 1 at p = switch + w/2, ½ at the switch; both experts run 
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
 
 from ..velocity.frames import FRAMES, convert_state
-
-
-def check_fraction(name: str, value, low: float = 0.0, high: float = 1.0) -> float:
-    """A finite number in [low, high], or ValueError naming the input."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if isinstance(value, bool) or not math.isfinite(number) or not (low <= number <= high):
-        raise ValueError(f"{name} must be a number in [{low:g}, {high:g}]; got {value!r}")
-    return number
+from .checks import check_fraction
 
 
 def smoothstep(u: torch.Tensor) -> torch.Tensor:

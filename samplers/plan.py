@@ -33,6 +33,7 @@ from ..tiling import (
     tile_weights,
     uniform_scales,
 )
+from .checks import check_fraction
 
 LAYOUTS = ("grid", "quadtree")
 SCALE_MODES = ("uniform", "by_area", "mask")
@@ -65,9 +66,11 @@ def check_plan_inputs(min_denoise=None, max_denoise=None, layout=None, scale_mod
         if error:
             return error
     for name, value in (("min_denoise", min_denoise), ("max_denoise", max_denoise)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not math.isfinite(value) or not 0 <= value <= 1):
-            return f"{name} must be a number in [0, 1]; got {value!r}"
+        if value is not None:
+            try:
+                check_fraction(name, value)
+            except ValueError as err:
+                return str(err)
     if min_denoise is not None and max_denoise is not None and min_denoise > max_denoise:
         return f"min_denoise must be <= max_denoise; got min_denoise={min_denoise} > max_denoise={max_denoise}"
     if has_mask is not None and scale_mode is not None:

@@ -96,10 +96,13 @@ def flow_unshift(sigma, shift: float):
 
 def check_shift(shift) -> float:
     """Validate a flow shift k: a finite number > 0."""
+    message = f"shift must be a finite number > 0 (Lune was trained at 2.0–2.5); got {shift!r}"
+    if isinstance(shift, bool):
+        raise ValueError(message)
     try:
         value = float(shift)
     except (TypeError, ValueError):
-        raise ValueError(f"shift must be a finite number > 0, got {shift!r}") from None
+        raise ValueError(message) from None
     if not math.isfinite(value) or value <= 0.0:
-        raise ValueError(f"shift must be a finite number > 0, got {shift!r}")
+        raise ValueError(message)
     return value
