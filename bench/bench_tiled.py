@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from solune.samplers import PreserveState, active_tiles, evaluate_tiled, make_plan
+from solune.samplers.tiled import PreserveState, active_tiles, evaluate_tiled, make_plan
 
 
 class Denoiser(torch.nn.Module):
@@ -96,7 +96,7 @@ def peak_child(kind, size):
         "import resource, torch, sys\n"
         "sys.argv=['x']\n"
         "from bench.bench_tiled import Denoiser\n"
-        "from solune.samplers import evaluate_tiled, make_plan\n"
+        "from solune.samplers.tiled import evaluate_tiled, make_plan\n"
         "torch.set_grad_enabled(False)\n"
         f"net = Denoiser(); x = torch.randn(1, 4, {size}, {size})\n"
         "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"

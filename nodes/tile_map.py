@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..samplers import TilePlan
+from ..samplers.tiled import TilePlan
 from .tiled_inputs import DEFAULTS, build_plan, check_inputs, guide_inputs, layout_inputs
 
 BORDER = (1.0, 0.25, 0.1)  # tile borders, orange-red

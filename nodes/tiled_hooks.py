@@ -28,7 +28,7 @@ import comfy.patcher_extension
 import comfy.utils
 import torch
 
-from ..samplers import PreserveState, TilePlan, active_tiles, check_mode, evaluate_tiled, tile_args
+from ..samplers.tiled import PreserveState, TilePlan, active_tiles, check_mode, evaluate_tiled, tile_args
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import logging
 
 from comfy_api.latest import io
 
-from ..samplers import MODES
+from ..samplers.tiled import MODES
 from .tiled_hooks import model_geometry, patch_model
 from .tiled_inputs import DEFAULTS, build_plan, check_inputs, guide_inputs, layout_inputs, run_inputs
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..samplers import LAYOUTS, MODES, SCALE_MODES, TilePlan, check_finite, check_plan_inputs, make_plan
+from ..samplers.tiled import LAYOUTS, MODES, SCALE_MODES, TilePlan, check_finite, check_plan_inputs, make_plan
 from ..tiling import CRITERIA, FALLOFFS
 
 DEFAULTS = {

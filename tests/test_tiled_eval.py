@@ -5,7 +5,7 @@ groups equal tiles, and conditioning is cropped or repeated in ComfyUI's cond/un
 import pytest
 import torch
 
-from solune.samplers import active_batches, active_tiles, crop_tiles, evaluate_tiled, make_plan, repeat_rows, tile_args
+from solune.samplers.tiled import active_batches, active_tiles, crop_tiles, evaluate_tiled, make_plan, repeat_rows, tile_args
 from solune.tiling import grid_layout, quadtree_layout, tile_weights
 
 

@@ -81,7 +81,7 @@ def half_mask(h, w):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("prediction", PREDICTIONS)
 def test_mixed_scales_keep_zero_tiles_and_one_tiles_follow_the_model(comfy, prediction, mode, tiled):
-    from solune.samplers import make_plan
+    from solune.samplers.tiled import make_plan
 
     orig, sampled = latent(16, 24, seed=1), latent(16, 24, seed=2)  # preserve orig while sampling another latent
     model = standin_model(prediction, pointwise=True)
@@ -110,7 +110,7 @@ def test_tiled_evaluation_of_a_pointwise_network_equals_whole_image(comfy, predi
 
 
 def test_tiles_at_zero_over_their_footprint_are_never_evaluated(comfy):
-    from solune.samplers import active_tiles, make_plan
+    from solune.samplers.tiled import active_tiles, make_plan
 
     lat = latent(24, 32, seed=4)
     model = standin_model("epsilon")

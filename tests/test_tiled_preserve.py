@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from analytic import GaussianData
-from solune.samplers import PreserveState, blend_x0, make_plan, start_sigmas
+from solune.samplers.tiled import PreserveState, blend_x0, make_plan, start_sigmas
 from solune.velocity import make_prediction
 
 DATA = GaussianData(mu=[0.5, -1.0, 2.0, 0.0], std=[1.0, 0.5, 0.25, 2.0])

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ..tiling import TileLayout
+from ...tiling import TileLayout
 
 
 def active_batches(layout: TileLayout, active: Sequence[bool], batch_size: int) -> list[list[int]]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..tiling import (
+from ...tiling import (
     CRITERIA,
     FALLOFFS,
     TileLayout,
@@ -33,7 +33,7 @@ from ..tiling import (
     tile_weights,
     uniform_scales,
 )
-from .checks import check_fraction
+from ..checks import check_fraction
 
 LAYOUTS = ("grid", "quadtree")
 SCALE_MODES = ("uniform", "by_area", "mask")
