@@ -10,8 +10,11 @@ patches and other packs' wrappers stack):
 2. `WrappersMP.PREDICT_NOISE` (strength mode) — every evaluation: held pixels of the model input
    become the original re-noised to σ with the run's noise (ComfyUI's noise_mask mechanism).
 3. `sampler_post_cfg_function` — every evaluation: x0 = lerp(x0_orig, x0_model, weight).
-4. `WrappersMP.APPLY_MODEL` (tiled_model) — every cond/uncond chunk: tile-by-tile evaluation;
-   tiles whose weight is 0 over their footprint are not evaluated and take x0_orig.
+4. `WrappersMP.APPLY_MODEL` (tiled_model) — every cond/uncond chunk: the model only on windows
+   (at most the user's tile size) covering the pixels whose weight is non-zero, grown by a margin
+   of the overlap (`samplers/tiled/windows.py`); the original elsewhere.
+
+The per-evaluation maths is `samplers.tiled.TiledRun` (pure torch, tested without ComfyUI).
 
 No tensor lives in `model_options` of the patcher (it is deep-copied on clone): the plan is held
 by the closures, the per-run state by the run's own `transformer_options`.
@@ -21,26 +24,17 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
 
 import comfy.model_management
 import comfy.patcher_extension
 import comfy.utils
 import torch
 
-from ..samplers.tiled import PreserveState, TilePlan, active_tiles, check_mode, evaluate_tiled, tile_args
+from ..samplers.tiled import PreserveState, TiledRun, TilePlan, check_mode, tile_args
 
 log = logging.getLogger(__name__)
 
 NODE = "SoluneTiledImg2Img"
-
-
-@dataclass
-class TiledRun:
-    """Per-run state, kept in the run's transformer_options under the patch key."""
-
-    state: PreserveState
-    plan: TilePlan
 
 
 def model_geometry(model) -> tuple[int, int]:
@@ -90,7 +84,7 @@ def patch_model(model, original: torch.Tensor, plan: TilePlan, mode: str, tiled_
         inner = guider.inner_model
         x0_orig = inner.process_latent_in(original.to(noise.device)).to(torch.float32)
         state = PreserveState(
-            x0_orig, plan.scale_map.to(noise.device), mode, sigmas.detach().clone(), noise,
+            x0_orig, plan.scale_map, mode, sigmas.detach().clone(), noise,
             lambda sigma, n, x0: inner.scale_latent_inpaint(sigma=sigma, noise=n, latent_image=x0),
         )
         options = extra_args["model_options"]
@@ -104,11 +98,15 @@ def patch_model(model, original: torch.Tensor, plan: TilePlan, mode: str, tiled_
 
     def predict_noise(executor, x, timestep, model_options, seed):
         run = _run(model_options.get("transformer_options", {}), key)
-        return executor(run.state.hold_input(x, timestep), timestep, model_options, seed)
+        run.enter(timestep)  # strength mode: σ read once on the host, the active set looked up on the CPU
+        try:
+            return executor(run.hold_input(x, timestep), timestep, model_options, seed)
+        finally:
+            run.leave()
 
     def post_cfg(args):
         run = _run(args["model_options"].get("transformer_options", {}), key)
-        return run.state.blend(args["denoised"], args["sigma"])
+        return run.blend(args["denoised"], args["sigma"])
 
     def apply_model(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kwargs):
         run = transformer_options.get(key)
@@ -116,27 +114,22 @@ def patch_model(model, original: torch.Tensor, plan: TilePlan, mode: str, tiled_
         if run is None or tuple(x.shape[-2:]) != (layout.latent_h, layout.latent_w):
             # an area conditioning evaluates a crop: it is small already, evaluate it whole
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
-        state = run.state
-        active = active_tiles(layout, state.weight(t))
         chunks = len(transformer_options.get("cond_or_uncond", [])) or 1
         if x.shape[0] % chunks:
             chunks = 1
-        fill = state.x0_orig.to(x)
-        if fill.shape[0] not in (1, x.shape[0]):
-            fill = fill.repeat(x.shape[0] // fill.shape[0], *([1] * (fill.dim() - 1)))
         rest = (t, c_concat, c_crossattn, control, kwargs)
         bar = {}
 
-        def denoise(x_tiles, indices):
+        def denoise(x_crops, windows, indices):
             comfy.model_management.throw_exception_if_processing_interrupted()
-            tt, cc, ca, ctl, kw = tile_args(rest, layout, indices, x.shape[0], chunks)
-            return executor(x_tiles, tt, cc, ca, ctl, transformer_options, **kw)
+            tt, cc, ca, ctl, kw = tile_args(rest, windows, indices, x.shape[0], chunks)
+            return executor(x_crops, tt, cc, ca, ctl, transformer_options, **kw)
 
         def progress(done, total):
             if total > 1:
                 bar.setdefault("bar", comfy.utils.ProgressBar(total)).update_absolute(done, total)
 
-        return evaluate_tiled(denoise, x, layout, plan.weights, active, fill, tile_batch_size, chunks, progress)
+        return run.evaluate(denoise, x, tile_batch_size, chunks, progress)
 
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, key, sampler_sample)
     if mode == "strength":

@@ -130,7 +130,8 @@ def test_blend_is_the_convex_combination_and_exact_at_the_ends():
     out = blend_x0(a, b, m)
     torch.testing.assert_close(out, m * a + (1 - m) * b, rtol=0, atol=1e-6)
     assert torch.equal(out[..., 0, :], b[..., 0, :]) and torch.equal(out[..., 1, :], a[..., 1, :])
-    assert blend_x0(a, b, torch.ones(6, 6)) is a
+    assert blend_x0(a, b, torch.ones(6, 6), every=1.0) is a  # the caller knows it from CPU data
+    assert torch.equal(blend_x0(a, b, torch.ones(6, 6)), a) and torch.equal(blend_x0(a, b, torch.zeros(6, 6), every=0.0), b)
 
 
 def test_blend_velocity_is_the_weighted_model_and_preserve_velocities():

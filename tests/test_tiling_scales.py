@@ -61,16 +61,36 @@ def test_by_area_equal_areas_give_max_denoise():
     assert scales_by_area(layout, 0.1, 0.6) == (0.6,) * len(layout)
 
 
-def test_from_mask_averages_the_mask_over_each_tile():
-    layout = grid_layout(32, 48, 128, 128, 32)  # 16x16 tiles, overlap >= 4 latent units
+def _owned(starts, stops, length):
+    """Per tile along one axis of a grid: [from, to) it owns. A symmetric feather crosses over in the
+    middle of an overlap band; an odd band's middle pixel goes to the earlier tile."""
+    cuts = [0] + [-(-(stops[j - 1] + starts[j]) // 2) for j in range(1, len(starts))] + [length]
+    return {s: (cuts[j], cuts[j + 1]) for j, s in enumerate(starts)}
+
+
+@pytest.mark.parametrize("falloff", ["cosine", "gaussian"])
+def test_from_mask_averages_the_mask_over_the_part_each_tile_owns(falloff):
+    layout = grid_layout(32, 48, 128, 128, 40)  # 16x16 tiles, overlap 5 latent units (odd bands)
     mask = torch.zeros(1, 32 * 8, 48 * 8)
-    mask[:, :, : 24 * 8] = 1.0  # left half of the image is white
-    scales = scales_from_mask(layout, mask, 0.25, 0.75)
+    mask[:, :, : 22 * 8] = 1.0  # columns < 22 are white
+    scales = scales_from_mask(layout, mask, 0.25, 0.75, falloff)
+    xs = sorted({t.x0 for t in layout})
+    owned = _owned(xs, [next(t.x1 for t in layout if t.x0 == x) for x in xs], 48)
     for tile, scale in zip(layout, scales):
-        white = max(0, min(tile.x1, 24) - tile.x0) / tile.w
+        a, b = owned[tile.x0]
+        white = max(0, min(b, 22) - a) / (b - a)
         assert scale == pytest.approx(0.25 + white * 0.5, abs=1e-12)
-    assert max(scales) == pytest.approx(0.75) and min(scales) == pytest.approx(0.25)
-    assert any(0.25 < s < 0.75 for s in scales)  # tiles straddling the edge get a blend
+    assert any(0.25 < s < 0.75 for s in scales)  # a tile whose own part straddles the edge gets a blend
+
+
+def test_a_tile_whose_own_part_the_mask_leaves_at_zero_gets_min_denoise():
+    # the issue's case: default 768 px tiles on 1024² (2x2 after fitting), the top-left quarter changed;
+    # the changed quarter reaches 32 px into the other tiles' overlaps, which they do not own
+    layout = grid_layout(128, 128, 544, 544, 64)
+    assert len(layout) == 4
+    mask = torch.zeros(1024, 1024)
+    mask[:512, :512] = 1.0
+    assert scales_from_mask(layout, mask, 0.0, 1.0) == (1.0, 0.0, 0.0, 0.0)
 
 
 def test_from_mask_half_white_gives_one_on_that_half():

@@ -8,7 +8,7 @@ from .feather import FALLOFFS, blend_map, blend_tiles, overlap_bands, tile_weigh
 from .layout import Tile, TileLayout, grid_layout
 from .quadtree import CRITERIA, busyness, quadtree_layout
 from .resize import area_resize, image_to_latent_size, mask_to_latent_size
-from .scales import scales_by_area, scales_from_mask, uniform_scales
+from .scales import owners, scales_by_area, scales_from_mask, uniform_scales
 
 __all__ = [
     "CRITERIA",
@@ -23,6 +23,7 @@ __all__ = [
     "image_to_latent_size",
     "mask_to_latent_size",
     "overlap_bands",
+    "owners",
     "quadtree_layout",
     "scales_by_area",
     "scales_from_mask",

@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from .feather import tile_weights
 from .layout import TileLayout
 from .resize import mask_to_latent_size
 
@@ -62,16 +63,37 @@ def scales_by_area(layout: TileLayout, min_denoise: float, max_denoise: float) -
     return tuple(hi - (a - smallest) / (largest - smallest) * (hi - lo) for a in areas)
 
 
+def owners(layout: TileLayout, falloff: str = "cosine") -> torch.Tensor:
+    """Per latent pixel, the index of the tile that owns it: the one whose feather weight is largest.
+
+    Ties (equal weights, e.g. the middle pixel of an odd overlap band) go to the earlier tile.
+    Returns an int64 map [latent_h, latent_w].
+    """
+    best = torch.full((layout.latent_h, layout.latent_w), -1.0, dtype=torch.float64)
+    owner = torch.zeros(layout.latent_h, layout.latent_w, dtype=torch.int64)
+    for i, (tile, weight) in enumerate(zip(layout.tiles, tile_weights(layout, falloff, torch.float64))):
+        region, own = best[tile.slices], owner[tile.slices]
+        larger = weight > region
+        region[larger] = weight[larger]
+        own[larger] = i
+    return owner
+
+
 def scales_from_mask(
     layout: TileLayout,
     mask: torch.Tensor,
     min_denoise: float = 0.0,
     max_denoise: float = 1.0,
+    falloff: str = "cosine",
 ) -> tuple[float, ...]:
     """Scales from a MASK: `min_denoise + mean * (max_denoise - min_denoise)` per tile.
 
-    The mask is area-resized to the latent (a batch is averaged, see
-    `mask_to_latent_size`), then averaged over each tile's full footprint.
+    The mask is area-resized to the latent (a batch is averaged, see `mask_to_latent_size`), then
+    averaged over the part of the image each tile owns: the pixels where its feather weight is the
+    largest (`owners`). A tile whose own part the mask leaves at 0 gets `min_denoise`, however much
+    of its overlap with a neighbour the mask covers, so with `min_denoise` 0 it can be skipped. A
+    tile that owns no pixel (every pixel of it weighs more in another tile) takes the mean over its
+    whole footprint.
 
     Args:
         layout: The tile layout.
@@ -79,8 +101,14 @@ def scales_from_mask(
             latent size, values in [0, 1]; 1 means "change this".
         min_denoise: Scale where the mask is 0, in [0, 1].
         max_denoise: Scale where the mask is 1, in [min_denoise, 1].
+        falloff: The plan's feather shape, which decides ownership in the overlaps.
     """
     lo, hi = _check_range(min_denoise, max_denoise)
     m = mask_to_latent_size(mask, layout.latent_h, layout.latent_w, layout.downscale)
-    means = [float(m[tile.slices].mean()) for tile in layout.tiles]
+    owner = owners(layout, falloff)
+    means = []
+    for i, tile in enumerate(layout.tiles):
+        own = owner[tile.slices] == i
+        part = m[tile.slices]
+        means.append(float(part[own].mean()) if bool(own.any()) else float(part.mean()))
     return tuple(lo + mean * (hi - lo) for mean in means)

@@ -90,6 +90,49 @@ def tile_args(value, layout: TileLayout, indices: Sequence[int], batch: int, chu
     return value
 
 
+def evaluate_windows(
+    denoise: Callable[[torch.Tensor, list[int]], torch.Tensor],
+    x: torch.Tensor,
+    windows,
+    fill: torch.Tensor,
+    batch_size: int,
+    chunks: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """x0 of the whole input from window batches: Σ_windows weight_j · denoise(window_j), `fill` elsewhere.
+
+    Accumulates in float32 on x's device; the windows' weights and coverage come from the CPU once per
+    device (`WindowSet.weights_on`), so nothing here reads a device tensor on the host.
+
+    Args:
+        denoise: `denoise(x_crops [B·n, C, h, w], indices)` → x0 of the same shape; `indices` index
+            `windows.tiles` (crop conditioning with `tile_args(value, windows, indices, ...)`).
+        x: Model input [B, C, H, W] at the windows' latent size, B a multiple of `chunks`.
+        windows: A `WindowSet` (or any layout with `tiles`, `weights`, `weights_on`).
+        fill: x0 outside the windows, broadcastable to x.
+        batch_size: Largest number of windows per `denoise` call (equal sizes are batched).
+        chunks: How many equal sub-batches x holds (cond/uncond); see the module docstring.
+        progress: Called as `progress(done, total)` after each batch.
+    """
+    if tuple(x.shape[-2:]) != (windows.latent_h, windows.latent_w):
+        raise ValueError(f"x must be {(windows.latent_h, windows.latent_w)} spatially, got shape {tuple(x.shape)}")
+    if chunks < 1 or x.shape[0] % chunks:
+        raise ValueError(f"x's batch {x.shape[0]} must be a multiple of chunks={chunks}")
+    batches = active_batches(windows, [True] * len(windows.tiles), batch_size)
+    weights, covered = windows.weights_on(x.device)
+    out = fill.to(x.device, torch.float32).expand(x.shape).masked_fill(covered, 0.0)
+    b = x.shape[0] // chunks
+    for done, indices in enumerate(batches, start=1):
+        result = denoise(crop_tiles(x, windows, indices, chunks), indices)
+        result = result.to(torch.float32).reshape(chunks, len(indices), b, *result.shape[1:])
+        for j, i in enumerate(indices):
+            t = windows.tiles[i]
+            out[..., t.y0 : t.y1, t.x0 : t.x1] += result[:, j].reshape(-1, *result.shape[3:]) * weights[i]
+        if progress is not None:
+            progress(done, len(batches))
+    return out.to(x.dtype)
+
+
 def evaluate_tiled(
     denoise: Callable[[torch.Tensor, list[int]], torch.Tensor],
     x: torch.Tensor,
@@ -101,41 +144,33 @@ def evaluate_tiled(
     chunks: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
-    """x0 of the whole input from tile batches: Σ_tiles weight_i · denoise(tile_i).
+    """x0 of the whole input from the layout's tiles: Σ_active tiles weight_i · denoise(tile_i).
 
-    Args:
-        denoise: `denoise(x_tiles [B·n, C, h, w], indices)` → x0 of the same shape.
-        x: Model input [B, C, H, W] at the layout's latent size, B a multiple of `chunks`.
-        layout: The tile layout.
-        weights: Per-tile feather weights [h, w] (`tile_weights`), summing to 1 per pixel.
-        active: Per tile, whether to evaluate it; inactive tiles take `fill`.
-        fill: x0 for inactive tiles, broadcastable to x.
-        batch_size: Largest number of tiles per `denoise` call.
-        chunks: How many equal sub-batches x holds (cond/uncond); see the module docstring.
-        progress: Called as `progress(done, total)` after each tile batch.
+    Pixels that only inactive tiles cover take `fill`. Same arguments as `evaluate_windows`, plus the
+    layout, its per-tile feather weights [h, w] (summing to 1 per pixel) and a per-tile `active` flag.
     """
-    if tuple(x.shape[-2:]) != (layout.latent_h, layout.latent_w):
-        raise ValueError(f"x must be {(layout.latent_h, layout.latent_w)} spatially, got shape {tuple(x.shape)}")
-    if chunks < 1 or x.shape[0] % chunks:
-        raise ValueError(f"x's batch {x.shape[0]} must be a multiple of chunks={chunks}")
-    batches = active_batches(layout, active, batch_size)
-    acc_dtype = torch.float64  # accumulate like `blend_tiles`: weighted sums of float32 crops lose bits
-    out = torch.zeros(x.shape, dtype=acc_dtype, device=x.device)
-    fill = fill.to(out).expand_as(out)
-    evaluated = torch.zeros(x.shape[-2:], dtype=torch.bool, device=x.device)  # pixels any active tile covers
-    for i, tile in enumerate(layout.tiles):
-        if active[i]:
-            evaluated[tile.slices] = True
-        else:
-            out[..., tile.y0 : tile.y1, tile.x0 : tile.x1] += fill[..., tile.y0 : tile.y1, tile.x0 : tile.x1] * weights[i].to(out)
-    b = x.shape[0] // chunks
-    for done, indices in enumerate(batches, start=1):
-        result = denoise(crop_tiles(x, layout, indices, chunks), indices)
-        result = result.reshape(chunks, len(indices), b, *result.shape[1:]).to(out)
-        for j, i in enumerate(indices):
-            tile = layout.tiles[i]
-            out[..., tile.y0 : tile.y1, tile.x0 : tile.x1] += result[:, j].reshape(-1, *result.shape[3:]) * weights[i].to(out)
-        if progress is not None:
-            progress(done, len(batches))
-    # where only skipped tiles reach, the fill itself (a sum of weights is 1 only to rounding)
-    return torch.where(evaluated, out, fill).to(x.dtype)
+    keep = [i for i, a in enumerate(active) if a]
+    covered = torch.zeros(layout.latent_h, layout.latent_w, dtype=torch.bool)
+    for i in keep:
+        covered[layout.tiles[i].slices] = True
+    # where inactive tiles also reach, their share is the fill: fold it in by giving the active tiles'
+    # weights the whole sum there (so pixels any active tile reaches are Σ active weights · model)
+    from .windows import WindowSet
+
+    subset = WindowSet(layout.latent_h, layout.latent_w, tuple(layout.tiles[i] for i in keep),
+                       tuple(weights[i].to(torch.float32) for i in keep), covered, layout.downscale)
+
+    def tiles_denoise(crops, indices):
+        return denoise(crops, [keep[j] for j in indices])
+
+    out = evaluate_windows(tiles_denoise, x, subset, fill, batch_size, chunks, progress)
+    partial = [i for i, a in enumerate(active) if not a and bool(covered[layout.tiles[i].slices].any())]
+    if not partial:
+        return out
+    out = out.to(torch.float32)
+    f = fill.to(out.device, torch.float32).expand(out.shape)
+    for i in partial:  # inactive tiles overlapping active ones contribute the fill with their weight
+        t = layout.tiles[i]
+        w = weights[i].to(out.device, torch.float32) * covered[t.slices].to(out.device)
+        out[..., t.y0 : t.y1, t.x0 : t.x1] += f[..., t.y0 : t.y1, t.x0 : t.x1] * w
+    return out.to(x.dtype)

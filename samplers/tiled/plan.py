@@ -8,8 +8,8 @@ Scale modes:
   * "by_area": linear in tile area, `min_denoise` for the largest tiles, `max_denoise` for the
     smallest (a quadtree puts small tiles where the content is busy); a grid's equal tiles all
     get `max_denoise`.
-  * "mask": `min_denoise + mean(mask) · (max_denoise − min_denoise)` over each tile; needs
-    `denoise_mask`.
+  * "mask": `min_denoise + mean(mask) · (max_denoise − min_denoise)` over the part of the image
+    each tile owns (where its feather weight is the largest); needs `denoise_mask`.
 """
 
 from __future__ import annotations
@@ -41,12 +41,21 @@ SCALE_MODES = ("uniform", "by_area", "mask")
 
 @dataclass(frozen=True)
 class TilePlan:
-    """Layout, per-tile scales, per-pixel scale map [H, W] (float32) and feather weights."""
+    """Layout, per-tile scales, per-pixel scale map [H, W] (float32) and feather weights.
+
+    `max_window` is the largest evaluation window (h, w) in latent units: the user's tile size
+    (a grid's requested tiles, before they are shrunk to fit; a quadtree's largest tile), and
+    `overlap` the user's overlap in latent units; the tiled evaluation's windows use both and the
+    `falloff` for their own feather.
+    """
 
     layout: TileLayout
     scales: tuple[float, ...]
     scale_map: torch.Tensor
     weights: tuple[torch.Tensor, ...]
+    max_window: tuple[int, int] | None = None
+    overlap: int = 0
+    falloff: str = "cosine"
 
 
 def _combo(name: str, value, options) -> str | None:
@@ -140,6 +149,7 @@ def make_plan(
         raise ValueError(error)
     if layout == "grid":
         tiles = grid_layout(latent_h, latent_w, tile_width, tile_height, overlap, downscale, align)
+        max_window = (max(t.h for t in tiles), max(t.w for t in tiles))
         tiles = _fit_grid(tiles, latent_h, latent_w, overlap, downscale, align)
     else:
         if image is not None:
@@ -154,17 +164,19 @@ def make_plan(
         else:
             raise ValueError("layout 'quadtree' needs content: the latent or an image")
         tiles = quadtree_layout(guide, min_tile, max_tile, float(threshold), criterion, downscale, align, overlap)
+        max_window = (max(t.h for t in tiles), max(t.w for t in tiles))
     if scale_mode == "uniform":
         scales = uniform_scales(tiles, max_denoise)
     elif scale_mode == "by_area":
         scales = scales_by_area(tiles, min_denoise, max_denoise)
     else:
         mask_to_latent_size(denoise_mask, latent_h, latent_w, downscale)  # validates size and range
-        scales = scales_from_mask(tiles, denoise_mask, min_denoise, max_denoise)
+        scales = scales_from_mask(tiles, denoise_mask, min_denoise, max_denoise, falloff)
     scale_map = blend_map(tiles, scales, falloff, torch.float64)
     # exact 0 and 1 where every covering tile is 0 or 1 (the float64 sum of weights rounds)
     scale_map = scale_map.clamp(0, 1).to(torch.float32)
     for value in (0.0, 1.0):
         exact = blend_map(tiles, [float(s == value) for s in scales], falloff, torch.float64)
         scale_map = torch.where(exact >= 1 - 1e-9, torch.tensor(value), scale_map)
-    return TilePlan(tiles, tuple(scales), scale_map, tuple(tile_weights(tiles, falloff, torch.float32)))
+    ov = math.ceil(math.ceil(overlap / downscale) / align) * align
+    return TilePlan(tiles, tuple(scales), scale_map, tuple(tile_weights(tiles, falloff, torch.float32)), max_window, ov, falloff)

@@ -19,7 +19,9 @@ at σ > 0, ddpm loses float32 bits in its last step).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -48,23 +50,39 @@ def check_finite(name: str, x: torch.Tensor) -> None:
         )
 
 
-def blend_x0(x0_model: torch.Tensor, x0_orig: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """x0 = w·x0_model + (1 − w)·x0_orig, returning x0_model itself where every w is 1.
+def blend_x0(x0_model: torch.Tensor, x0_orig: torch.Tensor, weight: torch.Tensor, every: float | None = None) -> torch.Tensor:
+    """x0 = w·x0_model + (1 − w)·x0_orig; x0_model itself when `every` is 1, the original when 0.
 
     `torch.lerp` is exact at both ends (w = 0 gives x0_orig, w = 1 gives x0_model), so pixels
-    with weight 0 or 1 carry no rounding from the blend.
+    with weight 0 or 1 carry no rounding from the blend. `every` is what the caller knows from CPU
+    data: the one value every weight has (0 or 1), or None; the weight itself is never read here
+    (on a GPU that would wait for the device).
 
     Args:
         x0_model: The model's clean estimate [B, C, H, W].
         x0_orig: The clean original, broadcastable to x0_model.
         weight: Per-pixel weight in [0, 1], broadcastable to x0_model.
+        every: 1.0 or 0.0 when every weight is known to be that value, else None.
     """
-    if bool((weight == 1).all()):
+    if every == 1:
         return x0_model
     x0_orig = x0_orig.to(x0_model)
-    if bool((weight == 0).all()):
+    if every == 0:
         return x0_orig.expand_as(x0_model).clone()
     return torch.lerp(x0_orig, x0_model, weight.to(x0_model))
+
+
+@dataclass(frozen=True)
+class Phase:
+    """What CPU data says about one σ: which pixels follow the model (`active`, CPU bool [H, W]).
+
+    `key` names the active set (equal keys, equal sets); `every` is 1.0 / 0.0 when every pixel's
+    weight is that value, else None.
+    """
+
+    key: int
+    active: torch.Tensor
+    every: float | None
 
 
 def start_sigmas(sigmas: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -78,7 +96,7 @@ def start_sigmas(sigmas: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         sigmas: The run's schedule [N + 1], decreasing (read before sampling: uni_pc edits the last).
         scale: Per-pixel scale m [H, W] in [0, 1].
     """
-    sigmas = sigmas.detach().flatten().to(torch.float64).cpu()
+    sigmas = sigmas.detach().flatten().cpu().to(torch.float64)  # once per run, on the CPU
     n = sigmas.numel() - 1
     if n < 1:
         raise ValueError(f"sigmas must hold at least 2 values, got {sigmas.numel()}")
@@ -89,9 +107,14 @@ def start_sigmas(sigmas: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 class PreserveState:
     """The preservation of one sampling run: original, scale map, mode and (strength) noise.
 
+    Everything the per-step work decides on the host (which pixels are active, whether all or none
+    are) comes from CPU copies made here, once per run; the device tensors are only computed with.
+    In strength mode the current σ is read on the host once per model evaluation (`read_sigma`, then
+    `phase`); ComfyUI's own samplers read σ on the host every step too (`sigmas[i + 1] == 0`, s_tmin ≤ σ).
+
     Args:
-        x0_orig: Clean original in model space [B or 1, C, H, W].
-        scale: Per-pixel scale m [H, W] in [0, 1].
+        x0_orig: Clean original in model space [B or 1, C, H, W], on the model's device.
+        scale: Per-pixel scale m [H, W] in [0, 1] (CPU; a device tensor is copied to the CPU once).
         mode: "blend" or "strength".
         sigmas: The run's schedule (strength: where each pixel starts).
         noise: The run's initial noise [B, C, H, W] (strength: re-noises held pixels).
@@ -110,23 +133,62 @@ class PreserveState:
         self.mode = check_mode(mode)
         if scale.dim() != 2 or tuple(scale.shape) != tuple(x0_orig.shape[-2:]):
             raise ValueError(f"scale must be [H, W] = {tuple(x0_orig.shape[-2:])}, got shape {tuple(scale.shape)}")
+        if mode == "strength" and (sigmas is None or noise is None or renoise is None):
+            raise ValueError("strength mode needs the run's sigmas, noise and a renoise function")
+        scale_cpu = scale.detach().to("cpu", torch.float32)
+        zero_cpu = scale_cpu == 0
+        self.any_zero = bool(zero_cpu.any())
         self.x0_orig = x0_orig
-        self.scale = scale.to(torch.float32)
-        self.zero = self.scale == 0
-        self._blend_weight = self.scale[None, None]
-        if mode == "strength":
-            if sigmas is None or noise is None or renoise is None:
-                raise ValueError("strength mode needs the run's sigmas, noise and a renoise function")
-            self.sigma_start = start_sigmas(sigmas, self.scale).to(torch.float32)
+        if mode == "blend":
+            every = 1.0 if bool((scale_cpu == 1).all()) else 0.0 if bool(zero_cpu.all()) else None
+            self._phases = {0: Phase(0, ~zero_cpu, every)}
+            self._limits_cpu = None
+        else:
+            # a pixel is held while σ > σ_start·(1 + SIGMA_RTOL): the same float32 numbers on both sides
+            self._limits_cpu = start_sigmas(sigmas, scale_cpu).to(torch.float32) * (1 + SIGMA_RTOL)
+            self._limits = sorted({float(v) for v in self._limits_cpu.flatten().tolist()})
+            self._phases = {}
             self.noise, self.renoise = noise, renoise
+        self._to(x0_orig.device, scale_cpu, zero_cpu)
+
+    def _to(self, device, scale_cpu, zero_cpu):
+        self.scale = scale_cpu.to(device)
+        self.zero = zero_cpu.to(device)
+        self._blend_weight = self.scale[None, None]
+        if self.mode == "strength":
+            self.limits = self._limits_cpu.to(device)
+            self.noise = self.noise.to(device)
 
     def to(self, device: torch.device) -> PreserveState:
         """Move the tensors to `device` (in place); returns self."""
-        self.x0_orig, self.scale, self.zero = self.x0_orig.to(device), self.scale.to(device), self.zero.to(device)
-        self._blend_weight = self.scale[None, None]
-        if self.mode == "strength":
-            self.sigma_start, self.noise = self.sigma_start.to(device), self.noise.to(device)
+        self.x0_orig = self.x0_orig.to(device)
+        self._to(device, self.scale.cpu(), self.zero.cpu())
         return self
+
+    @property
+    def reads_sigma(self) -> bool:
+        """Whether the hook reads σ on the host per evaluation (strength mode: the active set changes with σ)."""
+        return self.mode == "strength"
+
+    def read_sigma(self, sigma: torch.Tensor) -> float:
+        """The evaluation's σ on the host (its smallest row): one read, where `phase` needs it."""
+        return float(sigma.detach().min())
+
+    def phase(self, sigma: float | None = None) -> Phase:
+        """The active set at host σ `sigma` (strength mode; None: every pixel that may ever start)."""
+        if self.mode == "blend":
+            return self._phases[0]
+        if sigma is None:
+            key = 0
+        else:
+            s32 = float(torch.tensor(sigma, dtype=torch.float32))
+            key = bisect.bisect_left(self._limits, s32)  # how many distinct limits σ exceeds
+        if key not in self._phases:
+            # held ⟺ σ > limit ⟺ the limit is one of the `key` smallest distinct limits
+            held = self._limits_cpu <= self._limits[key - 1] if key else torch.zeros(self._limits_cpu.shape, dtype=torch.bool)
+            every = 0.0 if bool(held.all()) else 1.0 if not bool(held.any()) else None
+            self._phases[key] = Phase(key, ~held, every)
+        return self._phases[key]
 
     def _sigma(self, sigma: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return sigma.reshape(-1, *([1] * (like.dim() - 1))).to(like.device, torch.float32)
@@ -134,7 +196,7 @@ class PreserveState:
     def held(self, sigma: torch.Tensor) -> torch.Tensor:
         """Strength mode: bool [B, 1, H, W], True where the pixel has not started at this σ."""
         s = self._sigma(sigma, self.x0_orig)
-        return s > self.sigma_start.to(s.device) * (1 + SIGMA_RTOL)
+        return s > self.limits.to(s.device)
 
     def weight(self, sigma: torch.Tensor) -> torch.Tensor:
         """Per-pixel weight of the model's x0 at σ: [1, 1, H, W] (blend) or [B, 1, H, W] (strength)."""
@@ -142,22 +204,20 @@ class PreserveState:
             return self._blend_weight
         return (~self.held(sigma)).to(torch.float32)
 
-    def hold_input(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    def hold_input(self, x: torch.Tensor, sigma: torch.Tensor, phase: Phase | None = None) -> torch.Tensor:
         """Strength mode: the model input with held pixels set to the re-noised original."""
-        if self.mode != "strength":
-            return x
-        held = self.held(sigma)
-        if not bool(held.any()):
+        if self.mode != "strength" or (phase is not None and phase.every == 1):
             return x
         orig = self.renoise(sigma, self.noise.to(x), self.x0_orig.to(x).expand_as(x))
-        return torch.where(held, orig, x)
+        return torch.where(self.held(sigma), orig, x)
 
-    def blend(self, x0_model: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        """The preserved x0 for one evaluation at σ."""
-        return blend_x0(x0_model, self.x0_orig, self.weight(sigma))
+    def blend(self, x0_model: torch.Tensor, sigma: torch.Tensor, phase: Phase | None = None) -> torch.Tensor:
+        """The preserved x0 for one evaluation at σ (`phase`: what the CPU knows about σ, if read)."""
+        every = self._phases[0].every if self.mode == "blend" else phase.every if phase is not None else None
+        return blend_x0(x0_model, self.x0_orig, self.weight(sigma), every)
 
     def write_back(self, samples: torch.Tensor) -> torch.Tensor:
         """After the schedule: the original, exactly, wherever the scale is 0."""
-        if not bool(self.zero.any()):
+        if not self.any_zero:
             return samples
         return torch.where(self.zero, self.x0_orig.to(samples), samples)
