@@ -109,8 +109,8 @@ def test_tiled_evaluation_of_a_pointwise_network_equals_whole_image(comfy, predi
     assert float((whole - tiled).abs().max()) <= 1e-5
 
 
-def test_tiles_at_zero_over_their_footprint_are_never_evaluated(comfy):
-    from solune.samplers.tiled import active_tiles, make_plan
+def test_only_the_active_windows_are_evaluated_and_an_all_zero_plan_never_calls_the_model(comfy):
+    from solune.samplers.tiled import active_tiles, make_plan, window_set
 
     lat = latent(24, 32, seed=4)
     model = standin_model("epsilon")
@@ -119,9 +119,10 @@ def test_tiles_at_zero_over_their_footprint_are_never_evaluated(comfy):
     mask[:, 24 * 8:] = 1.0
     kw = dict(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", tile_width=64, tile_height=64, overlap=16, denoise_mask=mask)
     plan = make_plan(24, 32, **kw)
+    windows = window_set(plan.layout, plan.weights, plan.scale_map > 0, plan.overlap, *plan.max_window, plan.overlap)
+    expected = windows.area
     active = active_tiles(plan.layout, plan.scale_map[None, None])
-    expected = sum(t.area for t, a in zip(plan.layout.tiles, active) if a)
-    assert any(active) and not all(active)
+    assert 0 < expected < sum(t.area for t, a in zip(plan.layout.tiles, active) if a)  # less than whole active tiles
     net.calls.clear()
     ksample(tiled_patch(model, lat, tiled_model=True, tile_batch_size=4, **kw), lat, steps=3, cfg=1.0, denoise=0.6)
     assert len(net.calls) > 0

@@ -101,14 +101,15 @@ def evaluate_windows(
 ) -> torch.Tensor:
     """x0 of the whole input from window batches: Σ_windows weight_j · denoise(window_j), `fill` elsewhere.
 
-    Accumulates in float32 on x's device; the windows' weights and coverage come from the CPU once per
+    Accumulates in float32 on x's device as a running weighted mean (`WindowSet.ratios`), so a
+    pointwise denoiser gives exactly its whole-image values; the ratios come from the CPU once per
     device (`WindowSet.weights_on`), so nothing here reads a device tensor on the host.
 
     Args:
         denoise: `denoise(x_crops [B·n, C, h, w], indices)` → x0 of the same shape; `indices` index
             `windows.tiles` (crop conditioning with `tile_args(value, windows, indices, ...)`).
         x: Model input [B, C, H, W] at the windows' latent size, B a multiple of `chunks`.
-        windows: A `WindowSet` (or any layout with `tiles`, `weights`, `weights_on`).
+        windows: A `WindowSet`.
         fill: x0 outside the windows, broadcastable to x.
         batch_size: Largest number of windows per `denoise` call (equal sizes are batched).
         chunks: How many equal sub-batches x holds (cond/uncond); see the module docstring.
@@ -118,16 +119,17 @@ def evaluate_windows(
         raise ValueError(f"x must be {(windows.latent_h, windows.latent_w)} spatially, got shape {tuple(x.shape)}")
     if chunks < 1 or x.shape[0] % chunks:
         raise ValueError(f"x's batch {x.shape[0]} must be a multiple of chunks={chunks}")
-    batches = active_batches(windows, [True] * len(windows.tiles), batch_size)
-    weights, covered = windows.weights_on(x.device)
-    out = fill.to(x.device, torch.float32).expand(x.shape).masked_fill(covered, 0.0)
+    batches = active_batches(windows, [True] * len(windows.tiles), batch_size)  # the order of `ratios`
+    ratios, _ = windows.weights_on(x.device)
+    out = fill.to(x.device, torch.float32).expand(x.shape).clone()
     b = x.shape[0] // chunks
     for done, indices in enumerate(batches, start=1):
         result = denoise(crop_tiles(x, windows, indices, chunks), indices)
         result = result.to(torch.float32).reshape(chunks, len(indices), b, *result.shape[1:])
         for j, i in enumerate(indices):
             t = windows.tiles[i]
-            out[..., t.y0 : t.y1, t.x0 : t.x1] += result[:, j].reshape(-1, *result.shape[3:]) * weights[i]
+            view = out[..., t.y0 : t.y1, t.x0 : t.x1]
+            view.copy_(torch.lerp(view, result[:, j].reshape(-1, *result.shape[3:]), ratios[i]))
         if progress is not None:
             progress(done, len(batches))
     return out.to(x.dtype)
@@ -149,28 +151,17 @@ def evaluate_tiled(
     Pixels that only inactive tiles cover take `fill`. Same arguments as `evaluate_windows`, plus the
     layout, its per-tile feather weights [h, w] (summing to 1 per pixel) and a per-tile `active` flag.
     """
-    keep = [i for i, a in enumerate(active) if a]
-    covered = torch.zeros(layout.latent_h, layout.latent_w, dtype=torch.bool)
-    for i in keep:
-        covered[layout.tiles[i].slices] = True
-    # where inactive tiles also reach, their share is the fill: fold it in by giving the active tiles'
-    # weights the whole sum there (so pixels any active tile reaches are Σ active weights · model)
     from .windows import WindowSet
 
+    keep = [i for i, a in enumerate(active) if a]
+    covered = torch.zeros(layout.latent_h, layout.latent_w, dtype=torch.bool)
+    base = torch.zeros(layout.latent_h, layout.latent_w, dtype=torch.float64)
+    for i, tile in enumerate(layout.tiles):
+        if active[i]:
+            covered[tile.slices] = True
+        else:  # a skipped tile's share is the fill's
+            base[tile.slices] += weights[i].to(torch.float64)
     subset = WindowSet(layout.latent_h, layout.latent_w, tuple(layout.tiles[i] for i in keep),
-                       tuple(weights[i].to(torch.float32) for i in keep), covered, layout.downscale)
-
-    def tiles_denoise(crops, indices):
-        return denoise(crops, [keep[j] for j in indices])
-
-    out = evaluate_windows(tiles_denoise, x, subset, fill, batch_size, chunks, progress)
-    partial = [i for i, a in enumerate(active) if not a and bool(covered[layout.tiles[i].slices].any())]
-    if not partial:
-        return out
-    out = out.to(torch.float32)
-    f = fill.to(out.device, torch.float32).expand(out.shape)
-    for i in partial:  # inactive tiles overlapping active ones contribute the fill with their weight
-        t = layout.tiles[i]
-        w = weights[i].to(out.device, torch.float32) * covered[t.slices].to(out.device)
-        out[..., t.y0 : t.y1, t.x0 : t.x1] += f[..., t.y0 : t.y1, t.x0 : t.x1] * w
-    return out.to(x.dtype)
+                       tuple(weights[i] for i in keep), covered, layout.downscale, base)
+    return evaluate_windows(lambda crops, indices: denoise(crops, [keep[j] for j in indices]), x, subset, fill,
+                            batch_size, chunks, progress)

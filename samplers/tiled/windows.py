@@ -41,7 +41,9 @@ class WindowSet:
     """Windows over a latent [latent_h, latent_w] with float32 weights summing to 1 on `covered`.
 
     Duck-types the `TileLayout` fields that `crop_tiles` / `tile_args` read (latent_h, latent_w,
-    tiles, downscale), so conditioning is cropped to windows the same way as to tiles.
+    tiles, downscale), so conditioning is cropped to windows the same way as to tiles. `base` is
+    the weight [H, W] that the fill keeps where windows cover (None: 0; the per-tile evaluation of
+    a layout with skipped tiles gives the skipped tiles' share to the fill).
     """
 
     latent_h: int
@@ -50,6 +52,7 @@ class WindowSet:
     weights: tuple[torch.Tensor, ...]
     covered: torch.Tensor  # CPU bool [H, W]: pixels some window evaluates
     downscale: int = 8
+    base: torch.Tensor | None = None
     _device: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -60,11 +63,36 @@ class WindowSet:
         """Latent pixels evaluated per row of the model input (overlaps counted per window)."""
         return sum(t.area for t in self.tiles)
 
+    def order(self) -> list[int]:
+        """The order windows are evaluated and accumulated in: by size (first appearance), then index."""
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, t in enumerate(self.tiles):
+            by_size.setdefault(t.size, []).append(i)
+        return [i for group in by_size.values() for i in group]
+
+    def ratios(self) -> tuple[torch.Tensor, ...]:
+        """Per window, r = w / (base + Σ of the weights accumulated so far, this one included) [h, w].
+
+        Accumulating `out = lerp(out, result, r)` window by window (out starting at the fill) gives
+        the weighted mean Σ w·result + base·fill, and where every window gives the same value (a
+        pointwise denoiser) it gives that value exactly: lerp(a, a, r) = a, lerp(·, b, 1) = b.
+        Computed in float64 on the CPU, returned as float32.
+        """
+        cum = torch.zeros(self.latent_h, self.latent_w, dtype=torch.float64)
+        if self.base is not None:
+            cum += self.base.to(torch.float64)
+        out: list[torch.Tensor | None] = [None] * len(self.tiles)
+        for i in self.order():
+            t, w = self.tiles[i], self.weights[i].to(torch.float64)
+            cum[t.slices] += w
+            out[i] = (w / cum[t.slices]).to(torch.float32)
+        return tuple(out)
+
     def weights_on(self, device: torch.device) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-        """(weights, covered) on `device`, copied once per device and kept."""
+        """(`ratios`, covered) on `device`, computed and copied once per device and kept."""
         key = str(device)
         if key not in self._device:
-            self._device[key] = (tuple(w.to(device) for w in self.weights), self.covered.to(device))
+            self._device[key] = (tuple(r.to(device) for r in self.ratios()), self.covered.to(device))
         return self._device[key]
 
 
@@ -155,7 +183,8 @@ def cover(evaluated: torch.Tensor, max_h: int, max_w: int, overlap: int, align: 
             continue
         y0, x0, y1, x1 = box
         area = (y1 - y0) * (x1 - x0)
-        fits = y1 - y0 <= core_h and x1 - x0 <= core_w
+        gy0, gx0, gy1, gx1 = _grow_box(e, box, grow_by)
+        fits = gy1 - gy0 <= max_h and gx1 - gx0 <= max_w
         if fits and e[y0:y1, x0:x1].sum() >= FILL * area:
             leaves.append(box)
             continue
@@ -173,18 +202,22 @@ def cover(evaluated: torch.Tensor, max_h: int, max_w: int, overlap: int, align: 
             stack += [(a, b, c, d) for a, c in _even_parts(y0, y1, core_h, align)
                       for b, d in _even_parts(x0, x1, core_w, align)]
     windows = []
-    for y0, x0, y1, x1 in sorted(leaves):
-        # grow into the neighbours (where E continues past a side), not into the rest of the image
-        if y0 > 0 and e[max(0, y0 - grow_by):y0, x0:x1].any():
-            y0 = max(0, y0 - grow_by)
-        if x0 > 0 and e[y0:y1, max(0, x0 - grow_by):x0].any():
-            x0 = max(0, x0 - grow_by)
-        if y1 < h and e[y1:y1 + grow_by, x0:x1].any():
-            y1 = min(h, y1 + grow_by)
-        if x1 < w and e[y0:y1, x1:x1 + grow_by].any():
-            x1 = min(w, x1 + grow_by)
+    for box in sorted(leaves):
+        y0, x0, y1, x1 = _grow_box(e, box, grow_by)
         windows.append(Tile(y0, x0, y1 - y0, x1 - x0))
     return windows
+
+
+def _grow_box(e: np.ndarray, box, by: int):
+    """A leaf grown by `by` into its neighbours: on each side where E continues past it, not into the rest."""
+    h, w = e.shape
+    y0, x0, y1, x1 = box
+    top = y0 > 0 and e[max(0, y0 - by):y0, x0:x1].any()
+    bottom = y1 < h and e[y1:y1 + by, x0:x1].any()
+    left = x0 > 0 and e[y0:y1, max(0, x0 - by):x0].any()
+    right = x1 < w and e[y0:y1, x1:x1 + by].any()
+    return (max(0, y0 - by) if top else y0, max(0, x0 - by) if left else x0,
+            min(h, y1 + by) if bottom else y1, min(w, x1 + by) if right else x1)
 
 
 class _Tiles:

@@ -1,0 +1,221 @@
+"""Benchmark (not a test): Solune's tiled img2img beside the stock KSampler, DifferentialDiffusion and
+(optionally) shiimizu/ComfyUI-TiledDiffusion, all in ONE real ComfyUI server on the CPU.
+
+    python bench/bench_peers.py --comfyui ~/ComfyUI [--tiled-diffusion /path/to/ComfyUI-TiledDiffusion]
+                                [--repeats 3] [--out bench_peers.json]
+
+Run it with ComfyUI's Python (the script imports ComfyUI to write the tiny random-weight models of
+tests/comfy_harness.py: SD1.5 UNet, CLIP-L, TAESD). Every configuration is a prompt of the same
+graph — EmptyImage 1024² → VAEEncode → [model patch] → KSampler (euler, normal, 4 steps, denoise
+0.5, cfg 7) → SaveLatent — queued `--repeats` times with different seeds, so only the sampler and
+what it depends on re-run. Reported per configuration, as ratios to stock KSampler in the same
+server:
+
+* time: the server's own execution time (execution_start → execution_success timestamps), median,
+  divided by the stock time measured nearest before and after it (stock is re-run every
+  `--stock-every` rows, since load on a shared machine drifts);
+* memory added: the server process's peak RSS during the prompt minus its RSS just before it, the
+  largest over the repeats. The peak is reset before every prompt (`/proc/<pid>/clear_refs` = 5),
+  so earlier runs do not hide it; the server runs with MALLOC_MMAP_THRESHOLD_ fixed at 1 MiB so
+  large tensors go back to the system when freed.
+
+`--size` scales the image and every tile size and overlap together (named at 1024² in the table).
+Masks (1 = change): "kept 0.75" changes the top-left quarter, "kept 0.5" the left half, "kept 0.25"
+everything but the bottom-right quarter, "all kept" nothing; Solune uses scale_mode mask with
+min_denoise 0, max_denoise 1, blend mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = 1024
+
+TILING = {"min_denoise": 0.0, "max_denoise": 1.0, "layout": "grid", "scale_mode": "mask", "tile_width": 768,
+          "tile_height": 768, "overlap": 64, "falloff": "cosine", "min_tile": 256, "max_tile": 1024,
+          "threshold": 0.02, "criterion": "variance", "mode": "blend", "tiled_model": True, "tile_batch_size": 4}
+
+
+def masks(size: int) -> dict:
+    """MASK subgraphs (node id → node) per name, built from SolidMask + MaskComposite."""
+    half = size // 2
+
+    def solid(value, w, h):
+        return {"class_type": "SolidMask", "inputs": {"value": value, "width": w, "height": h}}
+
+    def composite(dst, src, x, y, op):
+        return {"class_type": "MaskComposite", "inputs": {"destination": dst, "source": src, "x": x, "y": y,
+                                                          "operation": op}}
+
+    return {
+        "kept 0.75": {"m0": solid(0.0, size, size), "m1": solid(1.0, half, half),
+                      "mask": composite(["m0", 0], ["m1", 0], 0, 0, "add")},
+        "kept 0.5": {"m0": solid(0.0, size, size), "m1": solid(1.0, half, size),
+                     "mask": composite(["m0", 0], ["m1", 0], 0, 0, "add")},
+        "kept 0.25": {"m0": solid(1.0, size, size), "m1": solid(1.0, half, half),
+                      "mask": composite(["m0", 0], ["m1", 0], half, half, "subtract")},
+        "all kept": {"mask": solid(0.0, size, size)},
+    }
+
+
+def graph(config: dict, seed: int, size: int, steps: int, denoise: float, cfg: float) -> dict:
+    g = {
+        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny_sd15_0.safetensors", "weight_dtype": "default"}},
+        "2": {"class_type": "CLIPLoader", "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lake at dawn", "clip": ["2", 0]}},
+        "4": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["2", 0]}},
+        "5": {"class_type": "VAELoader", "inputs": {"vae_name": "tiny_taesd.safetensors"}},
+        "6": {"class_type": "EmptyImage", "inputs": {"width": size, "height": size, "batch_size": 1, "color": 0x4080C0}},
+        "7": {"class_type": "VAEEncode", "inputs": {"pixels": ["6", 0], "vae": ["5", 0]}},
+    }
+    model, latent = ["1", 0], ["7", 0]
+    kind = config["kind"]
+    if config.get("mask"):
+        g.update(masks(size)[config["mask"]])
+    if kind == "dd":
+        g["9"] = {"class_type": "DifferentialDiffusion", "inputs": {"model": model}}
+        g["10"] = {"class_type": "SetLatentNoiseMask", "inputs": {"samples": latent, "mask": ["mask", 0]}}
+        model, latent = ["9", 0], ["10", 0]
+    elif kind == "solune":
+        inputs = {**TILING, **config["tiling"], "model": model, "latent": latent}
+        if config.get("mask"):
+            inputs["denoise_mask"] = ["mask", 0]
+        g["9"] = {"class_type": "SoluneTiledImg2Img", "inputs": inputs}
+        model = ["9", 0]
+    elif kind == "td":
+        g["9"] = {"class_type": "TiledDiffusion", "inputs": {"model": model, **config["td"]}}
+        model = ["9", 0]
+    g["20"] = {"class_type": "KSampler", "inputs": {"model": model, "seed": seed, "steps": steps, "cfg": cfg,
+                                                    "sampler_name": "euler", "scheduler": "normal",
+                                                    "positive": ["3", 0], "negative": ["4", 0],
+                                                    "latent_image": latent, "denoise": denoise}}
+    g["21"] = {"class_type": "SaveLatent", "inputs": {"samples": ["20", 0], "filename_prefix": "bench"}}
+    return g
+
+
+def px(value: int, size: int) -> int:
+    """A pixel length at 1024² scaled to an image of `size` (multiples of 8)."""
+    return max(8, round(value * size / SIZE / 8) * 8)
+
+
+def configurations(with_td: bool, size: int = SIZE) -> list[dict]:
+    """The table's rows. Tile sizes and overlaps are named at 1024² and scaled with `size`."""
+    uniform = {"scale_mode": "uniform", "min_denoise": 1.0, "max_denoise": 1.0, "overlap": px(64, size)}
+    out = [{"name": "stock KSampler", "kind": "stock"},
+           {"name": "DifferentialDiffusion + mask, kept 0.75", "kind": "dd", "mask": "kept 0.75"},
+           {"name": "Solune whole-image hook, scale 1", "kind": "solune", "tiling": {**uniform, "tiled_model": False}}]
+    for tile in (768, 512, 256):
+        geometry = {"tile_width": px(tile, size), "tile_height": px(tile, size), "overlap": px(64, size)}
+        out.append({"name": f"Solune tiled {tile}/64, batch 4, all regenerated", "kind": "solune",
+                    "tiling": {**uniform, **geometry}})
+        for mask in ("kept 0.25", "kept 0.5", "kept 0.75", "all kept"):
+            out.append({"name": f"Solune tiled {tile}/64, batch 4, mask {mask}", "kind": "solune", "mask": mask,
+                        "tiling": geometry})
+    out.append({"name": "Solune tiled 512/64, batch 1, all regenerated", "kind": "solune",
+                "tiling": {**uniform, "tile_width": px(512, size), "tile_height": px(512, size), "tile_batch_size": 1}})
+    if with_td:
+        for method in ("MultiDiffusion", "Mixture of Diffusers"):
+            for batch in (1, 4):
+                out.append({"name": f"TiledDiffusion {method} 512/64, batch {batch}", "kind": "td",
+                            "td": {"method": method, "tile_width": px(512, size), "tile_height": px(512, size),
+                                   "tile_overlap": px(64, size), "tile_batch_size": batch}})
+    return out
+
+
+def _status(pid: int) -> dict:
+    with open(f"/proc/{pid}/status") as f:
+        return {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in f) if k in ("VmRSS", "VmHWM")}
+
+
+def run_config(server, config: dict, seeds, args) -> dict:
+    times, added = [], []
+    for seed in seeds:
+        with open(f"/proc/{server.proc.pid}/clear_refs", "w") as f:
+            f.write("5")  # reset the peak RSS to the current RSS
+        before = _status(server.proc.pid)["VmRSS"]
+        hist = server.run_prompt(graph(config, seed, args.size, args.steps, args.denoise, args.cfg), timeout=3600)
+        if hist["status"]["status_str"] != "success":
+            raise RuntimeError(f"{config['name']}: {json.dumps(hist['status'])[:2000]}")
+        peak = _status(server.proc.pid)["VmHWM"]
+        stamps = {m[0]: m[1].get("timestamp") for m in hist["status"]["messages"]}
+        times.append((stamps["execution_success"] - stamps["execution_start"]) / 1000.0)
+        added.append((peak - before) / 1024.0)
+    return {"name": config["name"], "times_s": times, "time_s": statistics.median(times), "added_mb": max(added)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--comfyui", required=True, type=Path, help="path to a ComfyUI checkout")
+    parser.add_argument("--tiled-diffusion", type=Path, help="path to a checkout of shiimizu/ComfyUI-TiledDiffusion")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--size", type=int, default=SIZE)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--denoise", type=float, default=0.5)
+    parser.add_argument("--cfg", type=float, default=7.0)
+    parser.add_argument("--stock-every", type=int, default=4,
+                        help="re-run stock before every N-th row; each ratio uses the stock runs nearest in time")
+    parser.add_argument("--only", help="run only configurations whose name contains this (stock always runs)")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args()
+    os.environ["COMFYUI_PATH"] = str(args.comfyui.expanduser().resolve())
+    sys.path.insert(0, str(REPO / "tests"))
+    from comfy_harness import ComfyServer, import_comfy
+
+    comfy, why = import_comfy()
+    if comfy is None:
+        raise SystemExit(why)
+    configs = configurations(args.tiled_diffusion is not None, args.size)
+    if args.only:
+        configs = [c for c in configs if c["kind"] == "stock" or args.only in c["name"]]
+    with tempfile.TemporaryDirectory(prefix="solune_bench_") as tmp:
+        base = Path(tmp)
+        server = ComfyServer(Path(os.environ["COMFYUI_PATH"]), base)
+        server.write_models()
+        if args.tiled_diffusion is not None:
+            (base / "custom_nodes").mkdir(parents=True, exist_ok=True)
+            (base / "custom_nodes" / "ComfyUI-TiledDiffusion").symlink_to(args.tiled_diffusion.resolve(),
+                                                                        target_is_directory=True)
+        os.environ["MALLOC_MMAP_THRESHOLD_"] = str(1 << 20)
+        server.start()
+        try:
+            server.run_prompt(graph(configs[0], 10_000, args.size, args.steps, args.denoise, args.cfg), timeout=3600)
+            results, stock_runs = [], []
+            for n, config in enumerate(configs):
+                if config["kind"] != "stock" and n % args.stock_every == 0:
+                    stock_runs.append((len(results), run_config(server, configs[0], range(100, 101), args)["time_s"]))
+                t = time.time()
+                results.append(run_config(server, config, range(args.repeats), args))
+                if config["kind"] == "stock":
+                    stock_runs.append((len(results) - 1, results[-1]["time_s"]))
+                r = results[-1]
+                print(f"{r['name']}: {r['time_s']:.2f} s (runs {', '.join(f'{v:.2f}' for v in r['times_s'])}), "
+                      f"+{r['added_mb']:.0f} MB  [{time.time() - t:.0f} s]", flush=True)
+            stock_runs.append((len(results), run_config(server, configs[0], range(101, 102), args)["time_s"]))
+        finally:
+            server.stop()
+    stock = results[0]
+    for i, r in enumerate(results):  # the stock time measured nearest before and after this row
+        before = [t for j, t in stock_runs if j <= i][-1]
+        after = next(t for j, t in stock_runs if j > i) if any(j > i for j, _ in stock_runs) else before
+        r["stock_s"] = (before + after) / 2
+    lines = ["| run | time vs stock KSampler | peak RSS added (MB) |", "|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['name']} | {r['time_s'] / r['stock_s']:.3f} | +{r['added_mb']:.0f} |")
+    print(f"\nstock KSampler: {stock['time_s']:.2f} s, +{stock['added_mb']:.0f} MB; stock re-runs "
+          f"{', '.join(f'{t:.1f}' for _, t in stock_runs)} s\n" + "\n".join(lines))
+    if args.out:
+        args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results,
+                                        "stock_runs": stock_runs},
+                                       indent=1))
+
+
+if __name__ == "__main__":
+    main()
