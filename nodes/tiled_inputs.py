@@ -38,7 +38,7 @@ def layout_inputs() -> list:
         io.Combo.Input("layout", options=list(LAYOUTS), default=d["layout"],
                        tooltip="grid: equal tiles of tile_width × tile_height. quadtree: small tiles where the image (or latent) is busy, large where it is flat."),
         io.Combo.Input("scale_mode", options=list(SCALE_MODES), default=d["scale_mode"],
-                       tooltip="How tiles get their scale. uniform: max_denoise everywhere. by_area: small tiles max_denoise, the largest min_denoise. mask: mean of denoise_mask per tile, mapped to [min_denoise, max_denoise]."),
+                       tooltip="How tiles get their scale. uniform: max_denoise everywhere. by_area: small tiles max_denoise, the largest min_denoise. mask: mean of denoise_mask over the part each tile owns (where its feather weight is the largest), mapped to [min_denoise, max_denoise]."),
         io.Int.Input("tile_width", default=d["tile_width"], min=16, max=16384, step=8,
                      tooltip="Grid tile width in pixels (rounded down to the model's latent factor and patch size; clamped to the image with a log note)."),
         io.Int.Input("tile_height", default=d["tile_height"], min=16, max=16384, step=8,
@@ -65,9 +65,9 @@ def run_inputs() -> list:
         io.Combo.Input("mode", options=list(MODES), default=d["mode"],
                        tooltip="blend: every step x0 = m·model + (1−m)·original. strength: a tile of scale m is a stock img2img at denoise m inside this schedule (held on the re-noised original until its start)."),
         io.Boolean.Input("tiled_model", default=d["tiled_model"],
-                         tooltip="Evaluate the model tile by tile (MultiDiffusion): less memory on large images, and tiles with scale 0 are never evaluated."),
+                         tooltip="Evaluate the model in windows no larger than the tiles (MultiDiffusion): less memory on large images, and only where some weight is non-zero, plus a margin of the overlap."),
         io.Int.Input("tile_batch_size", default=d["tile_batch_size"], min=1, max=256,
-                     tooltip="Tiled evaluation: how many equal-size tiles go through the model at once."),
+                     tooltip="Tiled evaluation: how many equal-size windows go through the model at once."),
     ]
 
 
