@@ -14,12 +14,11 @@ from .ddpm import (
     sample_sol_ddpm,
     seeded_noise_sampler,
 )
-from .checks import check_fraction
 from .flow import lune_sigmas, quantized_sigma, sample_lune_euler
 from .handoff import ExpertHandoff, smoothstep
 
 __all__ = [
     "ddim_coefficients", "lune_sigmas", "nearest_timesteps", "posterior_coefficients", "quantized_sigma",
     "sample_epsilon_ddim", "sample_lune_euler", "sample_sol_ddpm", "seeded_noise_sampler",
-    "ExpertHandoff", "check_fraction", "smoothstep",
+    "ExpertHandoff", "smoothstep",
 ]

@@ -39,7 +39,7 @@ class DeviceTensor(torch.Tensor):
     """A CPU tensor standing in for one on an accelerator."""
 
     @property
-    def device(self):  # noqa: D401 - a property like torch.Tensor.device
+    def device(self):
         return FAKE
 
     @property

@@ -6,9 +6,12 @@ schedule, once per run). The guard itself catches each kind of fault."""
 
 import pytest
 import torch
-
 from device_guard import DeviceGuard, host, on_device
-from solune.samplers.tiled import PreserveState, TiledRun, active_tiles, make_plan, tile_args
+from solune.samplers.tiled import PreserveState, TiledRun, TileSettings, active_tiles, make_plan, tile_args
+
+
+def plan_of(h, w, denoise_mask=None, align=1, **settings):
+    return make_plan(h, w, TileSettings.from_inputs(**settings), denoise_mask=denoise_mask, align=align)
 
 
 def pointwise(x):
@@ -34,8 +37,8 @@ def run_loop(mode, tiled, plan, x0, noise, context, sigmas, chunks=2):
         xi = run.hold_input(x, sigma)
         x_cat, s_cat = torch.cat([xi] * chunks), torch.cat([sigma] * chunks)
         if tiled:
-            def denoise(crops, windows, idx):
-                s_t, c_t = tile_args((s_cat, context), windows, idx, x_cat.shape[0], chunks)
+            def denoise(crops, windows, idx, s_cat=s_cat, rows=x_cat.shape[0]):
+                s_t, c_t = tile_args((s_cat, context), windows, idx, rows, chunks)
                 return model(crops, s_t, c_t)
             out = run.evaluate(denoise, x_cat, 3, chunks)
         else:
@@ -52,7 +55,7 @@ def setup(seed=0):
     g = torch.Generator().manual_seed(seed)
     mask = torch.zeros(320, 448)
     mask[:160, :200] = 1.0
-    plan = make_plan(40, 56, min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=mask, tile_width=256,
+    plan = plan_of(40, 56, min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=mask, tile_width=256,
                      tile_height=256, overlap=32)
     x0, noise = torch.randn(2, 4, 40, 56, generator=g), torch.randn(2, 4, 40, 56, generator=g)
     context = torch.randn(4, 3, 8, generator=g)  # [cond rows, uncond rows] × tokens × dim

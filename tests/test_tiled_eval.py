@@ -5,7 +5,9 @@ groups equal tiles, and conditioning is cropped or repeated in ComfyUI's cond/un
 import pytest
 import torch
 
-from solune.samplers.tiled import active_batches, active_tiles, crop_tiles, evaluate_tiled, make_plan, repeat_rows, tile_args
+from solune.samplers.tiled import (
+    TileSettings, active_batches, active_tiles, crop_tiles, evaluate_tiled, make_plan, repeat_rows, tile_args,
+)
 from solune.tiling import grid_layout, quadtree_layout, tile_weights
 
 
@@ -43,8 +45,9 @@ def test_tiled_pointwise_evaluation_equals_whole_image(name, chunks, batch, chan
 
 
 def test_skipped_tiles_never_reach_the_model_and_take_the_fill():
-    plan = make_plan(40, 56, min_denoise=0.0, max_denoise=1.0, scale_mode="mask", tile_width=128, tile_height=96,
-                     overlap=24, denoise_mask=(torch.arange(56) >= 40).float().expand(40, 56))
+    settings = TileSettings(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", tile_width=128, tile_height=96,
+                            overlap=24)
+    plan = make_plan(40, 56, settings, denoise_mask=(torch.arange(56) >= 40).float().expand(40, 56))
     layout = plan.layout
     active = active_tiles(layout, plan.scale_map[None, None])
     assert 0 < sum(active) < len(layout)

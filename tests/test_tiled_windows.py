@@ -5,9 +5,21 @@ all-active map evaluates the plan's own tiles, an empty one nothing."""
 
 import pytest
 import torch
-
-from solune.samplers.tiled import PreserveState, TiledRun, cover, evaluate_windows, grow, make_plan, window_set
+from solune.samplers.tiled import (
+    PreserveState,
+    TiledRun,
+    TileSettings,
+    cover,
+    evaluate_windows,
+    grow,
+    make_plan,
+    window_set,
+)
 from solune.tiling import grid_layout, tile_weights
+
+
+def plan_of(h, w, denoise_mask=None, align=1, **settings):
+    return make_plan(h, w, TileSettings.from_inputs(**settings), denoise_mask=denoise_mask, align=align)
 
 
 def pointwise(x):
@@ -93,7 +105,7 @@ def test_an_l_shape_costs_about_its_area_not_its_bounding_box():
 
 
 def test_every_pixel_active_evaluates_the_plans_own_tiles_and_none_active_nothing():
-    plan = make_plan(40, 56, min_denoise=1.0, max_denoise=1.0, tile_width=128, tile_height=96, overlap=24)
+    plan = plan_of(40, 56, min_denoise=1.0, max_denoise=1.0, tile_width=128, tile_height=96, overlap=24)
     ws = window_set(plan.layout, plan.weights, torch.ones(40, 56, dtype=torch.bool), 3, *plan.max_window, plan.overlap)
     assert ws.tiles == plan.layout.tiles and all(a is b for a, b in zip(ws.weights, plan.weights))
     assert window_set(plan.layout, plan.weights, torch.zeros(40, 56, dtype=torch.bool), 3, 16, 16, 3) is None
@@ -111,7 +123,7 @@ def masks():
 @pytest.mark.parametrize("tile,align", [(128, 1), (96, 2), (256, 1)])
 @pytest.mark.parametrize("chunks", [1, 2])
 def test_window_evaluation_of_a_pointwise_denoiser_equals_whole_image_where_active(name, tile, align, chunks):
-    plan = make_plan(40, 56, min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=masks()[name],
+    plan = plan_of(40, 56, min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=masks()[name],
                      tile_width=tile, tile_height=tile, overlap=24, align=align)
     active = plan.scale_map > 0
     ws = window_set(plan.layout, plan.weights, active, plan.overlap, *plan.max_window, plan.overlap)
@@ -131,7 +143,7 @@ def test_window_evaluation_of_a_pointwise_denoiser_equals_whole_image_where_acti
 def test_a_run_evaluates_only_the_active_windows_and_keeps_tiled_equal_to_whole(mode):
     mask = torch.zeros(320, 448)
     mask[:160, :200] = 1.0
-    plan = make_plan(40, 56, min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=mask, tile_width=256,
+    plan = plan_of(40, 56, min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=mask, tile_width=256,
                      tile_height=256, overlap=32)
     x0 = torch.randn(1, 4, 40, 56, generator=torch.Generator().manual_seed(2))
     noise = torch.randn(1, 4, 40, 56, generator=torch.Generator().manual_seed(3))

@@ -109,12 +109,12 @@ def test_grid_tile_below_minimum_names_the_minimum_in_pixels():
 @pytest.mark.parametrize(
     "kwargs, pattern",
     [
-        (dict(latent_h=0), r"latent_h must be an integer >= 1, got 0"),
-        (dict(latent_w=2.5), r"latent_w must be an integer >= 1, got 2.5"),
-        (dict(overlap=-8), r"overlap must be an integer >= 0, got -8"),
-        (dict(tile_width=0), r"tile_width must be an integer >= 1, got 0"),
-        (dict(align=0), r"align must be an integer >= 1, got 0"),
-        (dict(downscale=True), r"downscale must be an integer >= 1, got True"),
+        (dict(latent_h=0), r"latent_h must be an integer >= 1; got 0"),
+        (dict(latent_w=2.5), r"latent_w must be an integer >= 1; got 2.5"),
+        (dict(overlap=-8), r"overlap must be an integer >= 0; got -8"),
+        (dict(tile_width=0), r"tile_width must be an integer >= 1; got 0"),
+        (dict(align=0), r"align must be an integer >= 1; got 0"),
+        (dict(downscale=True), r"downscale must be an integer >= 1; got True"),
     ],
 )
 def test_grid_validation_messages(kwargs, pattern):
@@ -137,5 +137,5 @@ def test_layout_batches_group_equal_sizes_in_order():
     layout = TileLayout(8, 12, (Tile(0, 0, 4, 4), Tile(0, 4, 4, 8), Tile(4, 0, 4, 4), Tile(4, 4, 4, 4), Tile(4, 8, 4, 4)))
     assert layout.batches(2) == [[0, 2], [3, 4], [1]]
     assert layout.batches(10) == [[0, 2, 3, 4], [1]]
-    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1; got 0"):
         layout.batches(0)

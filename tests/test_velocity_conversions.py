@@ -147,5 +147,5 @@ def test_unknown_prediction_is_refused_with_the_allowed_names(bad):
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), "two"])
 def test_bad_shift_is_refused(bad):
-    with pytest.raises(ValueError, match="shift must be a finite number > 0"):
+    with pytest.raises(ValueError, match="shift must be a number > 0"):
         make_prediction("lune_flow", shift=bad)

@@ -23,8 +23,6 @@ from ...tiling import TileLayout
 
 def active_batches(layout: TileLayout, active: Sequence[bool], batch_size: int) -> list[list[int]]:
     """Indices of active tiles grouped by tile size, at most `batch_size` per group, layout order."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"tile_batch_size must be an integer >= 1, got {batch_size!r}")
     by_size: dict[tuple[int, int], list[int]] = {}
     for i, tile in enumerate(layout.tiles):
         if active[i]:
@@ -116,7 +114,7 @@ def evaluate_windows(
         progress: Called as `progress(done, total)` after each batch.
     """
     if tuple(x.shape[-2:]) != (windows.latent_h, windows.latent_w):
-        raise ValueError(f"x must be {(windows.latent_h, windows.latent_w)} spatially, got shape {tuple(x.shape)}")
+        raise ValueError(f"x must be {(windows.latent_h, windows.latent_w)} spatially; got shape {tuple(x.shape)}")
     if chunks < 1 or x.shape[0] % chunks:
         raise ValueError(f"x's batch {x.shape[0]} must be a multiple of chunks={chunks}")
     batches = active_batches(windows, [True] * len(windows.tiles), batch_size)  # the order of `ratios`
