@@ -151,9 +151,38 @@ def run_config(server, config: dict, seeds, args) -> dict:
     return {"name": config["name"], "times_s": times, "time_s": statistics.median(times), "added_mb": max(added)}
 
 
+# A_eval / A of each mask at 1024² with a 64 px margin (the changed area grown by the margin, clipped)
+A_EVAL = {"kept 0.75": (576 / 1024) ** 2, "kept 0.5": 576 / 1024, "kept 0.25": 1 - (448 / 1024) ** 2, "all kept": 0.0}
+
+
+def table(results: list[dict], stock_runs: list) -> str:
+    """The markdown table: time and memory vs stock; mask rows also vs all-regenerated at the same tiles,
+    beside the target (A_eval / A) + 0.05."""
+    for i, r in enumerate(results):  # the stock time measured nearest before and after this row
+        before = [t for j, t in stock_runs if j <= i][-1]
+        after = next((t for j, t in stock_runs if j > i), before)
+        r["stock_s"] = (before + after) / 2
+    full = {r["name"].split(", mask")[0].replace(", all regenerated", ""): r for r in results
+            if r["name"].endswith("all regenerated")}
+    lines = ["| run | time vs stock KSampler | peak RSS added (MB) | time vs all regenerated (target) |",
+             "|---|---|---|---|"]
+    for r in results:
+        extra = ""
+        if ", mask " in r["name"]:
+            head, mask = r["name"].split(", mask ")
+            ref = full.get(head)
+            if ref is not None:
+                rel = (r["time_s"] / r["stock_s"]) / (ref["time_s"] / ref["stock_s"])
+                extra = f"{rel:.3f} (≤ {A_EVAL[mask] + 0.05:.2f})"
+        lines.append(f"| {r['name']} | {r['time_s'] / r['stock_s']:.3f} | +{r['added_mb']:.0f} | {extra} |")
+    stock = results[0]
+    return (f"stock KSampler: {stock['time_s']:.2f} s, +{stock['added_mb']:.0f} MB; stock runs "
+            f"{', '.join(f'{t:.1f}' for _, t in stock_runs)} s\n\n" + "\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--comfyui", required=True, type=Path, help="path to a ComfyUI checkout")
+    parser.add_argument("--comfyui", type=Path, help="path to a ComfyUI checkout (required unless --table)")
     parser.add_argument("--tiled-diffusion", type=Path, help="path to a checkout of shiimizu/ComfyUI-TiledDiffusion")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--size", type=int, default=SIZE)
@@ -164,7 +193,14 @@ def main() -> None:
                         help="re-run stock before every N-th row; each ratio uses the stock runs nearest in time")
     parser.add_argument("--only", help="run only configurations whose name contains this (stock always runs)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--table", type=Path, help="only print the table of a JSON file written by --out")
     args = parser.parse_args()
+    if args.table is None and args.comfyui is None:
+        parser.error("--comfyui is required")
+    if args.table is not None:
+        data = json.loads(args.table.read_text())
+        print(table(data["results"], data["stock_runs"]))
+        return
     os.environ["COMFYUI_PATH"] = str(args.comfyui.expanduser().resolve())
     sys.path.insert(0, str(REPO / "tests"))
     from comfy_harness import ComfyServer, import_comfy
@@ -201,16 +237,7 @@ def main() -> None:
             stock_runs.append((len(results), run_config(server, configs[0], range(101, 102), args)["time_s"]))
         finally:
             server.stop()
-    stock = results[0]
-    for i, r in enumerate(results):  # the stock time measured nearest before and after this row
-        before = [t for j, t in stock_runs if j <= i][-1]
-        after = next(t for j, t in stock_runs if j > i) if any(j > i for j, _ in stock_runs) else before
-        r["stock_s"] = (before + after) / 2
-    lines = ["| run | time vs stock KSampler | peak RSS added (MB) |", "|---|---|---|"]
-    for r in results:
-        lines.append(f"| {r['name']} | {r['time_s'] / r['stock_s']:.3f} | +{r['added_mb']:.0f} |")
-    print(f"\nstock KSampler: {stock['time_s']:.2f} s, +{stock['added_mb']:.0f} MB; stock re-runs "
-          f"{', '.join(f'{t:.1f}' for _, t in stock_runs)} s\n" + "\n".join(lines))
+    print(table(results, stock_runs))
     if args.out:
         args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results,
                                         "stock_runs": stock_runs},

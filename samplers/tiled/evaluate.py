@@ -1,10 +1,11 @@
-"""Tile-by-tile (MultiDiffusion-style) evaluation of a denoiser, with skipping and batching.
+"""Window-by-window (MultiDiffusion-style) evaluation of a denoiser, with batching, in float32.
 
-A model input x [B, C, H, W] is cut into the tiles of a `TileLayout`; tiles of one size are
-stacked into batches of up to `batch_size`, evaluated by `denoise(x_tiles, indices)`, and the
-results are accumulated with the layout's feather weights (a partition of unity), so a pointwise
-denoiser gives exactly what it gives on the whole image. Tiles marked inactive are not evaluated;
-they contribute `fill` (the clean original) instead.
+A model input x [B, C, H, W] is cut into the windows of a `WindowSet` (`evaluate_windows`; the
+hook's windows come from `windows.window_set`) or the tiles of a `TileLayout` (`evaluate_tiled`);
+crops of one size are stacked into batches of up to `batch_size`, evaluated by the caller's
+`denoise(x_crops, indices)`, and accumulated as a running weighted mean with the feather weights
+(a partition of unity), so a pointwise denoiser gives exactly what it gives on the whole image.
+Pixels no window covers (or, per tile, skipped tiles' share) take `fill` (the clean original).
 
 Batch order: ComfyUI batches cond and uncond together and attention patches split the batch into
 `chunks` equal parts, so a batch of n tiles of an input with B = chunks·b rows is laid out
@@ -31,7 +32,11 @@ def active_batches(layout: TileLayout, active: Sequence[bool], batch_size: int) 
 
 
 def active_tiles(layout: TileLayout, weight: torch.Tensor) -> list[bool]:
-    """True for each tile where `weight[..., H, W]` is non-zero somewhere in its footprint."""
+    """True for each tile where `weight[..., H, W]` is non-zero somewhere in its footprint.
+
+    Reads the weight on the host once per tile: for CPU data (plans, tests), not for per-step work
+    on a device (the hook decides activity with `PreserveState.phase` and `windows.window_set`).
+    """
     w = (weight != 0).reshape(-1, layout.latent_h, layout.latent_w).any(dim=0)
     return [bool(w[t.slices].any()) for t in layout.tiles]
 
