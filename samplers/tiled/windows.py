@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...tiling import Tile, TileLayout, overlap_bands, tile_windows
+from ...tiling import Tile, TileLayout, tile_windows
 
 # Below this fraction of E inside a box that fits a window, the box is cut further.
 FILL = 0.8
@@ -264,4 +264,4 @@ def window_set(layout: TileLayout, weights, active: torch.Tensor, margin: int, m
     return WindowSet(H, W, tuple(tiles), norm, covered, layout.downscale)
 
 
-__all__ = ["FILL", "WindowSet", "cover", "grow", "overlap_bands", "window_set"]
+__all__ = ["FILL", "WindowSet", "cover", "grow", "window_set"]
