@@ -180,6 +180,35 @@ def table(results: list[dict], stock_runs: list) -> str:
             f"{', '.join(f'{t:.1f}' for _, t in stock_runs)} s\n\n" + "\n".join(lines))
 
 
+def areas(size: int = SIZE) -> str:
+    """Model work per step by the window rule (no ComfyUI): latent pixels the windows evaluate, over the
+    plan's tiles (all regenerated) and over the image, per tile size and mask; exact counts."""
+    import torch
+    from solune.samplers.tiled import TileSettings, grow, make_plan, window_set
+
+    lat, half = size // 8, size // 2
+    shapes = {"kept 0.75": (slice(0, half), slice(0, half)), "kept 0.5": (slice(None), slice(0, half))}
+    lines = ["| tiles | mask | active | E (active grown by the margin) | windows | evaluated / all regenerated |",
+             "|---|---|---|---|---|---|"]
+    for tile in (768, 512, 256):
+        for name in ("kept 0.25", "kept 0.5", "kept 0.75"):
+            mask = torch.zeros(size, size)
+            if name == "kept 0.25":
+                mask[:] = 1.0
+                mask[half:, half:] = 0.0
+            else:
+                mask[shapes[name]] = 1.0
+            settings = TileSettings.from_inputs(**{**TILING, "tile_width": px(tile, size), "tile_height": px(tile, size),
+                                                   "overlap": px(64, size)})
+            plan = make_plan(lat, lat, settings, denoise_mask=mask)
+            active = plan.scale_map > 0
+            ws = window_set(plan.layout, plan.weights, active, plan.overlap, *plan.max_window, plan.overlap)
+            full = sum(t.area for t in plan.layout.tiles)
+            lines.append(f"| {tile}/64 ({len(plan.layout)} tiles) | {name} | {float(active.float().mean()):.3f} | "
+                         f"{float(grow(active, plan.overlap).float().mean()):.3f} | {len(ws)} | {ws.area / full:.3f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--comfyui", type=Path, help="path to a ComfyUI checkout (required unless --table)")
@@ -193,8 +222,12 @@ def main() -> None:
                         help="re-run stock before every N-th row; each ratio uses the stock runs nearest in time")
     parser.add_argument("--only", help="run only configurations whose name contains this (stock always runs)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--areas", action="store_true", help="only print the window rule's evaluated areas")
     parser.add_argument("--table", type=Path, help="only print the table of a JSON file written by --out")
     args = parser.parse_args()
+    if args.areas:
+        print(areas(args.size))
+        return
     if args.table is None and args.comfyui is None:
         parser.error("--comfyui is required")
     if args.table is not None:
