@@ -117,7 +117,7 @@ def patch_model(model, original: torch.Tensor, plan: TilePlan, mode: str, tiled_
             # an area conditioning evaluates a crop: it is small already, evaluate it whole
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
         state = run.state
-        active = active_tiles(layout, state.weight(t))
+        active = active_tiles(layout, state.any_weight(t))
         chunks = len(transformer_options.get("cond_or_uncond", [])) or 1
         if x.shape[0] % chunks:
             chunks = 1

@@ -10,6 +10,12 @@ Scale modes:
     get `max_denoise`.
   * "mask": `min_denoise + mean(mask) · (max_denoise − min_denoise)` over each tile; needs
     `denoise_mask`.
+  * "pixel": per pixel, `min_denoise + (max_denoise − min_denoise) · mask` with the mask at the
+    latent size, no tile feathering on top (the scale is as soft as the mask); needs
+    `denoise_mask`. A mask with the latent's batch gives each sample its own map. A tile's entry
+    in `scales` is the largest scale over its footprint (0: the tile is never evaluated).
+
+Masks of any size are stretched to the latent as ComfyUI does (`tiling.mask_to_latent_size`).
 """
 
 from __future__ import annotations
@@ -36,17 +42,23 @@ from ...tiling import (
 from ..checks import check_fraction
 
 LAYOUTS = ("grid", "quadtree")
-SCALE_MODES = ("uniform", "by_area", "mask")
+SCALE_MODES = ("uniform", "by_area", "mask", "pixel")
+MASK_MODES = ("mask", "pixel")
 
 
 @dataclass(frozen=True)
 class TilePlan:
-    """Layout, per-tile scales, per-pixel scale map [H, W] (float32) and feather weights."""
+    """Layout, per-tile scales, per-pixel scale map and feather weights.
+
+    `scale_map` is [H, W] (float32), or [B, H, W] for scale_mode pixel with a mask of the latent's
+    batch B; `per_pixel` is True when the map comes from the mask pixel by pixel (scale_mode pixel).
+    """
 
     layout: TileLayout
     scales: tuple[float, ...]
     scale_map: torch.Tensor
     weights: tuple[torch.Tensor, ...]
+    per_pixel: bool = False
 
 
 def _combo(name: str, value, options) -> str | None:
@@ -74,10 +86,11 @@ def check_plan_inputs(min_denoise=None, max_denoise=None, layout=None, scale_mod
     if min_denoise is not None and max_denoise is not None and min_denoise > max_denoise:
         return f"min_denoise must be <= max_denoise; got min_denoise={min_denoise} > max_denoise={max_denoise}"
     if has_mask is not None and scale_mode is not None:
-        if scale_mode == "mask" and not has_mask:
-            return "scale_mode 'mask' needs a denoise_mask input; connect a MASK or pick uniform / by_area"
-        if scale_mode != "mask" and has_mask:
-            return f"a denoise_mask is connected but scale_mode is {scale_mode!r}; set scale_mode to 'mask' or disconnect the mask"
+        if scale_mode in MASK_MODES and not has_mask:
+            return (f"denoise_mask must be connected for scale_mode {scale_mode!r} (a MASK: 1 = change, 0 = keep; "
+                    f"any size); got none")
+        if scale_mode not in MASK_MODES and has_mask:
+            return f"a denoise_mask is connected but scale_mode is {scale_mode!r}; set scale_mode to 'mask' or 'pixel', or disconnect the mask"
     return None
 
 
@@ -118,6 +131,7 @@ def make_plan(
     criterion: str = "variance",
     downscale: int = 8,
     align: int = 1,
+    batch: int | None = None,
     denoise_mask: torch.Tensor | None = None,
     content: torch.Tensor | None = None,
     image: torch.Tensor | None = None,
@@ -130,6 +144,8 @@ def make_plan(
     Args:
         latent_h, latent_w: Latent size.
         content: Latent [B, C, H, W] that drives the quadtree when no `image` is given.
+        batch: The latent's batch; a denoise_mask's batch must be 1 or this.
+        denoise_mask: MASK [H', W'] or [B', H', W'] of any size (scale_mode mask / pixel).
         image: IMAGE [B, H', W', C] that drives the quadtree (any size with the latent's aspect;
             it is area-resized to the latent). Must be H·downscale × W·downscale.
         Others: see the node inputs (pixels for sizes, `downscale` pixels per latent unit,
@@ -159,7 +175,10 @@ def make_plan(
     elif scale_mode == "by_area":
         scales = scales_by_area(tiles, min_denoise, max_denoise)
     else:
-        mask_to_latent_size(denoise_mask, latent_h, latent_w, downscale)  # validates size and range
+        # the one intake of the user's mask: checks, stretches to the latent, warns once
+        per_sample = mask_to_latent_size(denoise_mask, latent_h, latent_w, downscale, batch=batch, per_sample=True)
+        if scale_mode == "pixel":
+            return _pixel_plan(tiles, per_sample, min_denoise, max_denoise, falloff)
         scales = scales_from_mask(tiles, denoise_mask, min_denoise, max_denoise)
     scale_map = blend_map(tiles, scales, falloff, torch.float64)
     # exact 0 and 1 where every covering tile is 0 or 1 (the float64 sum of weights rounds)
@@ -168,3 +187,15 @@ def make_plan(
         exact = blend_map(tiles, [float(s == value) for s in scales], falloff, torch.float64)
         scale_map = torch.where(exact >= 1 - 1e-9, torch.tensor(value), scale_map)
     return TilePlan(tiles, tuple(scales), scale_map, tuple(tile_weights(tiles, falloff, torch.float32)))
+
+
+def _pixel_plan(tiles: TileLayout, mask: torch.Tensor, lo: float, hi: float, falloff: str) -> TilePlan:
+    """scale_mode pixel: scale = lerp(min, max, mask) per pixel ([B', H, W] float64 mask at the latent size).
+
+    `torch.lerp` is exact at both ends, so mask 0 gives min_denoise and mask 1 max_denoise exactly.
+    """
+    scale = torch.lerp(torch.full_like(mask, lo), torch.full_like(mask, hi), mask).to(torch.float32)
+    scale = scale[0] if scale.shape[0] == 1 else scale
+    top = scale.reshape(-1, tiles.latent_h, tiles.latent_w).amax(dim=0)
+    scales = tuple(float(top[t.slices].max()) for t in tiles.tiles)
+    return TilePlan(tiles, scales, scale, tuple(tile_weights(tiles, falloff, torch.float32)), per_pixel=True)
