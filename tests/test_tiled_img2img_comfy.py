@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from comfy_sampling_helpers import ksample
 from tiled_comfy_helpers import standin_model, tiled_patch
 
