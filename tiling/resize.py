@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 # A mask whose aspect ratio is off the image's by more than this is still used (stretched), with a warning.
 ASPECT_TOLERANCE = 0.01
+# Float32 rounding of stock mask nodes (ImageBlur's normalised kernel gives 1 + 1e-6 inside a painted area):
+# values this close outside [0, 1] are clamped onto it, anything further out is refused.
+RANGE_TOLERANCE = 1e-5
 
 
 def area_resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -75,7 +78,7 @@ def check_mask(mask: torch.Tensor, batch: int | None = None, name: str = "denois
             f"of {mask.numel()} values"
         )
     lo, hi = float(mask.min()), float(mask.max())
-    if lo < 0.0 or hi > 1.0:
+    if lo < -RANGE_TOLERANCE or hi > 1.0 + RANGE_TOLERANCE:
         raise ValueError(f"{name} must hold values in [0, 1] (1 = change, 0 = keep); got values in [{lo:g}, {hi:g}]")
 
 
@@ -98,11 +101,11 @@ def resize_mask(mask: torch.Tensor, latent_h: int, latent_w: int) -> torch.Tenso
     """A checked MASK [B, H, W] of any size stretched to [B, latent_h, latent_w] (float64).
 
     Per axis: area averaging when it shrinks, bilinear (half-pixel centres) when it grows, the
-    identity when it keeps its size. Zeros stay exactly 0 and ones exactly 1 (an area mean of
-    equal values is that value; bilinear weights of equal values sum to 1 up to one ulp, so the
-    result is clamped to [0, 1]).
+    identity when it keeps its size. Values within `RANGE_TOLERANCE` outside [0, 1] are clamped
+    onto it first. Zeros stay exactly 0 and ones exactly 1 (an area mean of equal values is that
+    value; bilinear weights of equal values sum to 1 up to one ulp, so the result is clamped).
     """
-    x = mask.reshape(-1, 1, *mask.shape[-2:]).to(torch.float64)
+    x = mask.reshape(-1, 1, *mask.shape[-2:]).to(torch.float64).clamp(0.0, 1.0)
     h, w = x.shape[-2:]
     shrunk = (min(h, latent_h), min(w, latent_w))
     if shrunk != (h, w):
