@@ -51,8 +51,9 @@ class SoluneTileMap(io.ComfyNode):
             category="Solune/sampling",
             description=(
                 "Show the tiles and per-tile denoise scales that Solune Tiled Img2Img builds from the same settings: "
-                "an IMAGE with each tile shaded by its scale (white = 1; scale_mode pixel: the per-pixel scale) and its "
-                "border drawn, and the per-pixel scale (feathered across overlaps, or the mask's own in pixel mode) as a MASK."
+                "an IMAGE with each tile shaded by its scale (white = 1; scale_mode pixel: the per-pixel scale) "
+                "and its border drawn, and the per-pixel scale (feathered across overlaps, or the mask's own in "
+                "pixel mode) as a MASK."
             ),
             inputs=[
                 io.Latent.Input("latent", tooltip="The latent whose size the layout covers (and that drives the quadtree without an image)."),
@@ -63,7 +64,8 @@ class SoluneTileMap(io.ComfyNode):
             ],
             outputs=[
                 io.Image.Output(tooltip="Tiles shaded by scale with borders, at pixel size."),
-                io.Mask.Output(tooltip="The per-pixel scale (feathered across overlaps; scale_mode pixel: from the mask), at pixel size."),
+                io.Mask.Output(tooltip="The per-pixel scale (feathered across overlaps; scale_mode pixel: from the "
+                                       "mask), at pixel size."),
             ],
         )
 

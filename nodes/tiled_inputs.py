@@ -32,14 +32,17 @@ def layout_inputs() -> list:
     d = DEFAULTS
     return [
         io.Float.Input("min_denoise", default=d["min_denoise"], min=0.0, max=1.0, step=0.01,
-                       tooltip="Smallest denoise scale (by_area: the largest tiles; mask, pixel: where the mask is 0). Unused by uniform."),
+                       tooltip="Smallest denoise scale (by_area: the largest tiles; mask, pixel: where the mask is 0). "
+                               "Unused by uniform."),
         io.Float.Input("max_denoise", default=d["max_denoise"], min=0.0, max=1.0, step=0.01,
-                       tooltip="Largest denoise scale (uniform: every tile; by_area: the smallest tiles; mask, pixel: where the mask is 1)."),
+                       tooltip="Largest denoise scale (uniform: every tile; by_area: the smallest tiles; mask, pixel: "
+                               "where the mask is 1)."),
         io.Combo.Input("layout", options=list(LAYOUTS), default=d["layout"],
                        tooltip="grid: equal tiles of tile_width × tile_height. quadtree: small tiles where the image (or latent) is busy, large where it is flat."),
         io.Combo.Input("scale_mode", options=list(SCALE_MODES), default=d["scale_mode"],
                        tooltip="How tiles get their scale. uniform: max_denoise everywhere. by_area: small tiles max_denoise, the largest min_denoise. mask: mean of denoise_mask per tile, mapped to [min_denoise, max_denoise]. "
-                               "pixel: every pixel its own scale min + (max − min)·mask, as soft as the mask (no tile feathering)."),
+                               "pixel: every pixel its own scale min + (max − min)·mask, as soft as the mask "
+                               "(no tile feathering)."),
         io.Int.Input("tile_width", default=d["tile_width"], min=16, max=16384, step=8,
                      tooltip="Grid tile width in pixels (rounded down to the model's latent factor and patch size; clamped to the image with a log note)."),
         io.Int.Input("tile_height", default=d["tile_height"], min=16, max=16384, step=8,
@@ -76,7 +79,8 @@ def guide_inputs() -> list:
     """Optional denoise_mask and image."""
     return [
         io.Mask.Input("denoise_mask", optional=True,
-                      tooltip="Needed by scale_mode mask and pixel: 1 = change, 0 = keep. Any size (stretched to the latent as ComfyUI does), batch 1 or the latent's."),
+                      tooltip="Needed by scale_mode mask and pixel: 1 = change, 0 = keep. Any size (stretched to the "
+                              "latent as ComfyUI does), batch 1 or the latent's."),
         io.Image.Input("image", optional=True,
                        tooltip="Drives the quadtree instead of the latent; must be the latent's pixel size."),
     ]

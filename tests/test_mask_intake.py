@@ -46,7 +46,8 @@ def test_float32_rounding_of_stock_mask_nodes_is_clamped_onto_the_range():
     mask = torch.full((1, 64, 96), 1.0 + 1.1e-6)  # what ImageBlur leaves inside a painted area
     mask[..., :32] = -1e-7
     out = mask_to_latent_size(mask, 8, 12)
-    assert torch.equal(out[:, :4], torch.zeros(8, 4, dtype=torch.float64)) and torch.equal(out[:, 4:], torch.ones(8, 8, dtype=torch.float64))
+    assert torch.equal(out[:, :4], torch.zeros(8, 4, dtype=torch.float64))
+    assert torch.equal(out[:, 4:], torch.ones(8, 8, dtype=torch.float64))
 
 
 def test_the_latent_size_is_used_as_it_is():

@@ -34,7 +34,8 @@ def kept(mask, h, w):
     return mask[0].reshape(h, 8, w, 8).amax(dim=(1, 3)) == 0
 
 
-PIXEL = {"min_denoise": 0.0, "max_denoise": 1.0, "scale_mode": "pixel", "tile_width": 64, "tile_height": 64, "overlap": 16}
+PIXEL = {"min_denoise": 0.0, "max_denoise": 1.0, "scale_mode": "pixel", "tile_width": 64, "tile_height": 64,
+         "overlap": 16}
 
 
 @pytest.mark.parametrize("mode", ["blend", "strength"])

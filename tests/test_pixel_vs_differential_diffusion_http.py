@@ -43,8 +43,10 @@ def masked_picture(comfy_server):
 
 def graph(picture: str) -> dict:
     return {
-        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny_sd15_0.safetensors", "weight_dtype": "default"}},
-        "2": {"class_type": "CLIPLoader", "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"}},
+        "1": {"class_type": "UNETLoader",
+              "inputs": {"unet_name": "tiny_sd15_0.safetensors", "weight_dtype": "default"}},
+        "2": {"class_type": "CLIPLoader",
+              "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"}},
         "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lake at dawn", "clip": ["2", 0]}},
         "4": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["2", 0]}},
         "5": {"class_type": "VAELoader", "inputs": {"vae_name": "tiny_taesd.safetensors"}},
@@ -62,7 +64,8 @@ def add_runs(g: dict, samplers: list[str], model: list, latent: list, prefix: st
         g[k] = {"class_type": "KSampler", "inputs": {"model": model, "seed": 11, "steps": STEPS, "cfg": CFG,
                                                      "sampler_name": name, "scheduler": "normal", "positive": ["3", 0],
                                                      "negative": ["4", 0], "latent_image": latent, "denoise": DENOISE}}
-        g[s] = {"class_type": "SaveLatent", "inputs": {"samples": [k, 0], "filename_prefix": f"pixel_vs_dd/{prefix}_{name}"}}
+        g[s] = {"class_type": "SaveLatent",
+                "inputs": {"samples": [k, 0], "filename_prefix": f"pixel_vs_dd/{prefix}_{name}"}}
         saves[name] = s
     return saves
 
@@ -81,7 +84,8 @@ def solune_node(**kw) -> dict:
     return {"class_type": "SoluneTiledImg2Img", "inputs": inputs}
 
 
-def test_solune_pixel_keeps_mask_zero_for_every_sampler_where_differential_diffusion_drifts(comfy_server, masked_picture):
+def test_solune_pixel_keeps_mask_zero_for_every_sampler_where_differential_diffusion_drifts(
+        comfy_server, masked_picture):
     samplers = comfy_server.get("/object_info/KSampler")["KSampler"]["input"]["required"]["sampler_name"][0]
     assert len(samplers) > 30
 

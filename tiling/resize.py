@@ -87,7 +87,8 @@ def _warn_about(mask: torch.Tensor, latent_h: int, latent_w: int, downscale: int
     if abs((w / h) / (latent_w / latent_h) - 1.0) > ASPECT_TOLERANCE:
         log.warning(
             "%s of %d×%d px has another aspect ratio than the image (%d×%d px); it is stretched to the latent "
-            "(%d×%d) as ComfyUI stretches masks", name, w, h, latent_w * downscale, latent_h * downscale, latent_w, latent_h,
+            "(%d×%d) as ComfyUI stretches masks",
+            name, w, h, latent_w * downscale, latent_h * downscale, latent_w, latent_h,
         )
     if not bool(mask.any()):
         log.warning(

@@ -90,7 +90,8 @@ def check_plan_inputs(min_denoise=None, max_denoise=None, layout=None, scale_mod
             return (f"denoise_mask must be connected for scale_mode {scale_mode!r} (a MASK: 1 = change, 0 = keep; "
                     f"any size); got none")
         if scale_mode not in MASK_MODES and has_mask:
-            return f"a denoise_mask is connected but scale_mode is {scale_mode!r}; set scale_mode to 'mask' or 'pixel', or disconnect the mask"
+            return (f"a denoise_mask is connected but scale_mode is {scale_mode!r}; set scale_mode to 'mask' or "
+                    f"'pixel', or disconnect the mask")
     return None
 
 
