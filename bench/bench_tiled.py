@@ -10,14 +10,13 @@ fresh subprocess per configuration (resource.getrusage), so the figures include 
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import time
 
 import torch
 
-from solune.samplers.tiled import PreserveState, TileSettings, active_tiles, evaluate_tiled, make_plan
+from solune.samplers.tiled import PreserveState, TileSettings, evaluate_tiled, make_plan
 
 
 class Denoiser(torch.nn.Module):

@@ -32,7 +32,7 @@ import math
 import torch
 
 from ..checks import check_number
-from ..velocity.schedule import ddpm_alphas_cumprod
+from ..velocity import ddpm_alphas_cumprod
 
 
 def seeded_noise_sampler(x: torch.Tensor, seed=None):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..checks import check_int, check_number
-from ..velocity.schedule import check_shift, flow_shift
+from ..velocity import check_shift, flow_shift
 
 
 def lune_sigmas(steps: int, shift: float = 2.0, denoise: float = 1.0) -> torch.Tensor:

@@ -26,7 +26,7 @@ from typing import Callable
 
 import torch
 
-from ..velocity.frames import FRAMES, convert_state
+from ..velocity import FRAMES, convert_state
 from ..checks import check_number
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from solune.tiling import Tile, TileLayout, grid_layout, quadtree_layout, scales_by_area, scales_from_mask, uniform_scales
+from solune.tiling import TileLayout, grid_layout, quadtree_layout, scales_by_area, scales_from_mask, uniform_scales
+from solune.tiling.layout import Tile
 
 
 def _quadtree() -> TileLayout:

@@ -7,13 +7,10 @@
 - `evaluate`: MultiDiffusion-style tile-by-tile evaluation with skipping and batching.
 """
 
-from .evaluate import active_batches, active_tiles, crop_tiles, evaluate_tiled, repeat_rows, tile_args
+from .evaluate import active_tiles, evaluate_tiled, tile_args
 from .plan import TilePlan, check_guides, make_plan
-from .preserve import PreserveState, blend_x0, start_sigmas
-from .settings import LAYOUTS, MODES, SCALE_MODES, Setting, TileSettings
+from .preserve import PreserveState
+from .settings import TileSettings
 
-__all__ = [
-    "LAYOUTS", "MODES", "SCALE_MODES", "PreserveState", "Setting", "TilePlan", "TileSettings", "active_batches",
-    "active_tiles", "blend_x0", "check_guides", "crop_tiles", "evaluate_tiled", "make_plan", "repeat_rows",
-    "start_sigmas", "tile_args",
-]
+__all__ = ["PreserveState", "TilePlan", "TileSettings", "active_tiles", "check_guides", "evaluate_tiled", "make_plan",
+           "tile_args"]

@@ -117,7 +117,7 @@ def evaluate_tiled(
     if chunks < 1 or x.shape[0] % chunks:
         raise ValueError(f"x's batch {x.shape[0]} must be a multiple of chunks={chunks}")
     batches = active_batches(layout, active, batch_size)
-    acc_dtype = torch.float64  # accumulate like `blend_tiles`: weighted sums of float32 crops lose bits
+    acc_dtype = torch.float64  # weighted sums of float32 crops lose bits
     out = torch.zeros(x.shape, dtype=acc_dtype, device=x.device)
     fill = fill.to(out).expand_as(out)
     evaluated = torch.zeros(x.shape[-2:], dtype=torch.bool, device=x.device)  # pixels any active tile covers

@@ -103,14 +103,6 @@ class PreserveState:
             self.sigma_start = start_sigmas(sigmas, self.scale).to(torch.float32)
             self.noise, self.renoise = noise, renoise
 
-    def to(self, device: torch.device) -> PreserveState:
-        """Move the tensors to `device` (in place); returns self."""
-        self.x0_orig, self.scale, self.zero = self.x0_orig.to(device), self.scale.to(device), self.zero.to(device)
-        self._blend_weight = self.scale[None, None]
-        if self.mode == "strength":
-            self.sigma_start, self.noise = self.sigma_start.to(device), self.noise.to(device)
-        return self
-
     def _sigma(self, sigma: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return sigma.reshape(-1, *([1] * (like.dim() - 1))).to(like.device, torch.float32)
 
