@@ -8,14 +8,17 @@ import logging
 
 import pytest
 import torch
-from solune.samplers.tiled import make_plan
+from solune.samplers.tiled import TileSettings, check_guides, make_plan
 from solune.tiling import mask_to_latent_size
 
 LOGGER = "solune.tiling.resize"
 
 
-def plan(mask, h=8, w=12, scale_mode="pixel", **kw):
-    return make_plan(h, w, min_denoise=0.0, max_denoise=1.0, scale_mode=scale_mode, denoise_mask=mask, **kw)
+def plan(mask, h=8, w=12, scale_mode="pixel", batch=1):
+    """What the nodes do: check the tensors at the boundary, then build the plan."""
+    settings = TileSettings(min_denoise=0.0, max_denoise=1.0, scale_mode=scale_mode)
+    check_guides(settings, torch.zeros(batch, 4, h, w), 8, denoise_mask=mask)
+    return make_plan(h, w, settings, denoise_mask=mask)
 
 
 def test_a_shrinking_axis_is_area_averaged():

@@ -6,7 +6,8 @@ m gives the analytic blend m·c + (1 − m)·x0_orig with a denoiser whose answe
 
 import pytest
 import torch
-from solune.samplers.tiled import PreserveState, active_tiles, make_plan, start_sigmas
+from solune.samplers.tiled import PreserveState, TileSettings, active_tiles, make_plan
+from solune.samplers.tiled.preserve import start_sigmas
 from solune.velocity import make_prediction
 from test_tiled_preserve import SAMPLERS, inputs, make_state, run, schedule
 
@@ -21,10 +22,11 @@ def soft_mask(h, w):
     return row.expand(h, w).clone()
 
 
-def pixel_plan(mask, lo=0.0, hi=1.0, size=None, **kw):
+def pixel_plan(mask, lo=0.0, hi=1.0, size=None):
     h, w = size or mask.shape[-2:]
-    return make_plan(h, w, min_denoise=lo, max_denoise=hi, scale_mode="pixel", tile_width=64, tile_height=64,
-                     overlap=16, denoise_mask=mask, **kw)
+    settings = TileSettings(min_denoise=lo, max_denoise=hi, scale_mode="pixel", tile_width=64, tile_height=64,
+                            overlap=16)
+    return make_plan(h, w, settings, denoise_mask=mask)
 
 
 def test_the_scale_is_the_mask_mapped_to_min_max_pixel_by_pixel_without_feathering():
@@ -127,7 +129,7 @@ def test_a_mask_with_the_latents_batch_gives_each_sample_its_own_scale(mode):
     g = torch.Generator().manual_seed(4)
     x0_orig, noise = torch.randn(2, 4, 8, 12, generator=g), torch.randn(2, 4, 8, 12, generator=g)
     mask = torch.stack([soft_mask(8, 12), soft_mask(8, 12).flip(-1)])
-    plan = pixel_plan(mask, batch=2)
+    plan = pixel_plan(mask)
     assert plan.scale_map.shape == (2, 8, 12)
     sigmas = schedule(obj, 4, 0.6)
     out = run(obj, x0_orig, noise, sigmas, "euler", make_state(obj, x0_orig, plan.scale_map, mode, sigmas, noise))
@@ -139,7 +141,8 @@ def test_a_mask_with_the_latents_batch_gives_each_sample_its_own_scale(mode):
 
 def test_an_all_zero_mask_keeps_everything_and_the_model_weight_is_zero_everywhere():
     h, w = 8, 12  # LoadImage's 64×64 placeholder on a 64×96 px image
-    plan = make_plan(h, w, min_denoise=0.0, max_denoise=0.75, scale_mode="pixel", denoise_mask=torch.zeros(1, 64, 64))
+    plan = make_plan(h, w, TileSettings(min_denoise=0.0, max_denoise=0.75, scale_mode="pixel"),
+                     denoise_mask=torch.zeros(1, 64, 64))
     assert torch.equal(plan.scale_map, torch.zeros(h, w)) and set(plan.scales) == {0.0}
     state = PreserveState(torch.zeros(1, 4, h, w), plan.scale_map, "blend")
     assert not bool(state.any_weight(torch.tensor([1.0])).any())

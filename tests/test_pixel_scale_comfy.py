@@ -70,14 +70,14 @@ def test_mask_one_everywhere_is_the_stock_ksampler_bit_for_bit(comfy, prediction
 
 @pytest.mark.parametrize("mode", ["blend", "strength"])
 def test_tiles_whose_footprint_is_all_scale_zero_are_never_evaluated(comfy, mode):
-    from solune.samplers.tiled import make_plan
+    from solune.samplers.tiled import TileSettings, make_plan
 
     lat = latent(16, 32, seed=3)
     model = standin_model("epsilon", pointwise=True)
     net = model.model.diffusion_model
     mask = torch.zeros(1, 16 * 8, 32 * 8)
     mask[..., 26 * 8:] = torch.linspace(0.2, 1.0, 6 * 8)  # only the right 6 latent columns change
-    plan = make_plan(16, 32, **PIXEL, denoise_mask=mask)
+    plan = make_plan(16, 32, TileSettings(**PIXEL), denoise_mask=mask)
     evaluated = sum(t.area for t, s in zip(plan.layout.tiles, plan.scales) if s > 0)
     assert 0 < evaluated < 16 * 32
     net.calls.clear()
@@ -122,14 +122,12 @@ def test_a_mask_of_the_latents_batch_keeps_each_samples_own_zeros(comfy, mode):
 
 def test_the_tile_map_shows_the_per_pixel_scale(comfy):
     from solune.nodes.tile_map import SoluneTileMap
-    from solune.nodes.tiled_inputs import DEFAULTS
-    from solune.samplers.tiled import make_plan
+    from solune.samplers.tiled import TileSettings, make_plan
 
-    kw = {k: v for k, v in DEFAULTS.items() if k not in ("mode", "tiled_model", "tile_batch_size")}
-    kw.update(PIXEL, min_denoise=0.2, max_denoise=0.9)
+    kw = {**PIXEL, "min_denoise": 0.2, "max_denoise": 0.9}
     mask = soft_mask(8, 12)
     image, scale = SoluneTileMap.execute(latent={"samples": latent()}, denoise_mask=mask, **kw).result
-    plan = make_plan(8, 12, **{**PIXEL, "min_denoise": 0.2, "max_denoise": 0.9}, denoise_mask=mask)
+    plan = make_plan(8, 12, TileSettings(**kw), denoise_mask=mask)
     assert image.shape == (1, 64, 96, 3) and scale.shape == (1, 64, 96)
     assert torch.equal(scale[0, ::8, ::8], plan.scale_map)
     assert float(scale[0, 30, 4]) == pytest.approx(0.2) and float(scale[0, 30, 92]) == pytest.approx(0.9)

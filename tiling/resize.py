@@ -12,7 +12,7 @@ import logging
 import torch
 import torch.nn.functional as F
 
-from .layout import _check_int
+from ..checks import check_int
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,10 @@ def area_resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
         height: Target height (>= 1).
         width: Target width (>= 1).
     """
-    height = _check_int("height", height, 1)
-    width = _check_int("width", width, 1)
+    height = check_int("height", height, 1)
+    width = check_int("width", width, 1)
     if x.dim() != 4 or min(x.shape) < 1:
-        raise ValueError(f"x must be a non-empty 4-D tensor [B, C, H, W], got shape {tuple(x.shape)}")
+        raise ValueError(f"x must be a non-empty 4-D tensor [B, C, H, W]; got shape {tuple(x.shape)}")
     return F.interpolate(x.to(torch.float64), size=(height, width), mode="area")
 
 
@@ -52,9 +52,9 @@ def image_to_latent_size(image: torch.Tensor, latent_h: int, latent_w: int) -> t
         latent_w: Latent width to resize to.
     """
     if image.dim() != 4 or min(image.shape) < 1:
-        raise ValueError(f"image must be a non-empty IMAGE tensor [B, H, W, C], got shape {tuple(image.shape)}")
+        raise ValueError(f"image must be a non-empty IMAGE tensor [B, H, W, C]; got shape {tuple(image.shape)}")
     if not torch.isfinite(image).all():
-        raise ValueError("image must hold only finite values, got NaN or inf")
+        raise ValueError("image must hold only finite values; got NaN or inf")
     return area_resize(image.movedim(-1, 1), latent_h, latent_w)
 
 
@@ -144,9 +144,9 @@ def mask_to_latent_size(
         warn: Log the aspect-ratio and all-zero warnings.
         name: The input's name in messages.
     """
-    latent_h = _check_int("latent_h", latent_h, 1)
-    latent_w = _check_int("latent_w", latent_w, 1)
-    downscale = _check_int("downscale", downscale, 1)
+    latent_h = check_int("latent_h", latent_h, 1)
+    latent_w = check_int("latent_w", latent_w, 1)
+    downscale = check_int("downscale", downscale, 1)
     check_mask(mask, batch, name)
     if warn:
         _warn_about(mask, latent_h, latent_w, downscale, name)
