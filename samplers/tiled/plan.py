@@ -30,9 +30,9 @@ from ...checks import check_finite
 from ...tiling import (
     TileLayout,
     blend_map,
+    check_mask,
     grid_layout,
     image_to_latent_size,
-    check_mask,
     mask_to_latent_size,
     quadtree_layout,
     scales_by_area,
