@@ -130,7 +130,8 @@ def main():
         print(f"skip (256 px tiles, batch 1) p={pk:.2f} ({k}/{n} tiles at 0): {t:.3f} s vs full {full:.3f} s; "
               f"time/full {t / full:.3f}, bound (1-p)+0.05 = {(1 - pk) + 0.05:.3f}")
     ratio, tiles = area_ratio(args.memory_size)
-    print(f"evaluated area / latent area at the default 768 px tiles, 64 px overlap ({args.memory_size}x{args.memory_size} latent, {tiles} tiles): {ratio:.3f}")
+    print(f"evaluated area / latent area at the default 768 px tiles, 64 px overlap "
+          f"({args.memory_size}x{args.memory_size} latent, {tiles} tiles): {ratio:.3f}")
     t1, *_ = tiled_time(net, args.size, 0.0, 1)
     t4, *_ = tiled_time(net, args.size, 0.0, 4)
     print(f"tile batching (256 px tiles): batch 1 {t1:.3f} s, batch 4 {t4:.3f} s, speed-up {t1 / t4:.2f}x")

@@ -36,7 +36,8 @@ MODEL_KEYS = ("patches", "patches_replace", "wrappers", "callbacks")
 def check_handoff_inputs(switch=None, blend_width=None) -> str | None:
     """The message for a bad switch / blend_width, or None (None values are not known yet)."""
     if switch is not None and (error := error_of(check_number, "switch", switch, 0.0, 1.0,
-                                                 hint="the fraction of the schedule done when control passes to detail_model")):
+                                                 hint="the fraction of the schedule done when control passes to "
+                                                      "detail_model")):
         return error
     if blend_width is not None:
         return error_of(check_number, "blend_width", blend_width, 0.0, 1.0)
@@ -181,10 +182,22 @@ class SoluneExpertHandoff(io.ComfyNode):
                 "and scheduler can drive it."
             ),
             inputs=[
-                io.Model.Input("structure_model", tooltip="The expert for the noisy start (composition), e.g. Sol patched as sol_v. Its prediction type sets the run's frame and schedule."),
-                io.Model.Input("detail_model", tooltip="The expert for the rest (texture, detail), e.g. Lune patched as lune_flow. Must share the latent space (same VAE) with structure_model."),
-                io.Float.Input("switch", default=0.5, min=0.0, max=1.0, step=0.01, tooltip="Fraction of structure_model's noise schedule done when control passes to detail_model (ComfyUI 'percent' units, like ControlNet start/end): 0 = detail_model throughout, 1 = structure_model throughout."),
-                io.Float.Input("blend_width", default=0.0, min=0.0, max=1.0, step=0.01, optional=True, tooltip="Width of a smooth crossfade centred on switch, in the same units (0 = hard switch). Inside it both experts run and x0 = (1 − λ)·x0_structure + λ·x0_detail."),
+                io.Model.Input("structure_model", tooltip=(
+                    "The expert for the noisy start (composition), e.g. Sol patched as sol_v. Its prediction type sets "
+                    "the run's frame and schedule."
+                )),
+                io.Model.Input("detail_model", tooltip="The expert for the rest (texture, detail), e.g. Lune patched "
+                                                       "as lune_flow. Must share the latent space (same VAE) with "
+                                                       "structure_model."),
+                io.Float.Input("switch", default=0.5, min=0.0, max=1.0, step=0.01, tooltip=(
+                    "Fraction of structure_model's noise schedule done when control passes to detail_model (ComfyUI "
+                    "'percent' units, like ControlNet start/end): 0 = detail_model throughout, 1 = structure_model "
+                    "throughout."
+                )),
+                io.Float.Input("blend_width", default=0.0, min=0.0, max=1.0, step=0.01, optional=True, tooltip=(
+                    "Width of a smooth crossfade centred on switch, in the same units (0 = hard switch). Inside it "
+                    "both experts run and x0 = (1 − λ)·x0_structure + λ·x0_detail."
+                )),
             ],
             outputs=[io.Model.Output(tooltip="The handoff model; connect it to any KSampler / SamplerCustom.")],
         )

@@ -95,7 +95,8 @@ class SoluneTiledSampler(io.ComfyNode):
                 io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, tooltip="The noise schedule."),
                 io.Conditioning.Input("positive", tooltip="What to include."),
                 io.Conditioning.Input("negative", tooltip="What to exclude."),
-                io.Latent.Input("latent_image", tooltip="The clean original LATENT: it is sampled and preserved per tile."),
+                io.Latent.Input("latent_image", tooltip="The clean original LATENT: it is sampled and preserved per "
+                                                        "tile."),
                 io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01,
                                tooltip="KSampler denoise of the whole run; per-tile scales act inside it."),
                 *setting_inputs("layout"),

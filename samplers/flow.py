@@ -8,7 +8,6 @@ returns x0 = x − σ·v, so v = (x − x0)/σ.
 
 from __future__ import annotations
 
-
 import torch
 
 from ..checks import check_int, check_number

@@ -26,8 +26,8 @@ from typing import Callable
 
 import torch
 
-from ..velocity import FRAMES, convert_state
 from ..checks import check_number
+from ..velocity import FRAMES, convert_state
 
 
 def smoothstep(u: torch.Tensor) -> torch.Tensor:

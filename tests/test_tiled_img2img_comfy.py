@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from comfy_sampling_helpers import ksample
 from tiled_comfy_helpers import standin_model, tiled_patch
 
@@ -277,6 +276,7 @@ def test_the_hook_nodes_scale_output_is_the_plan_the_run_uses(comfy, mode):
     """Sampled with a mask: where the `scale` output is 0 the input comes back exactly, where it is 1
     the stock KSampler's result; `tile_map`/`scale` are what SoluneTileMap draws for the same settings."""
     from comfy_sampling_helpers import conds
+
     from solune.nodes.tile_map import SoluneTileMap
     from solune.nodes.tiled_img2img import SoluneTiledImg2Img, SoluneTiledSampler
 
