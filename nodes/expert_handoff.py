@@ -177,9 +177,9 @@ class SoluneExpertHandoff(io.ComfyNode):
             category="Solune/model",
             description=(
                 "One MODEL from two experts: structure_model (e.g. Sol) samples the high-noise part of the schedule, "
-                "detail_model (e.g. Lune) the rest. Each expert is evaluated in its own frame (σ/timestep, input scaling, "
-                "prediction type) and answers with x0. The run uses structure_model's σ schedule and frame; any sampler "
-                "and scheduler can drive it."
+                "detail_model (e.g. Lune) the rest. Each expert is evaluated in its own frame (σ/timestep, input "
+                "scaling, prediction type) and answers with x0. The run uses structure_model's σ schedule and frame; "
+                "any sampler and scheduler can drive it."
             ),
             inputs=[
                 io.Model.Input("structure_model", tooltip=(
@@ -211,4 +211,5 @@ class SoluneExpertHandoff(io.ComfyNode):
         error = check_handoff_inputs(switch, blend_width) or check_experts(structure_model, detail_model)
         if error:
             raise ValueError(f"SoluneExpertHandoff: {error}")
-        return io.NodeOutput(ExpertHandoffHook(structure_model, detail_model, float(switch), float(blend_width)).patch(structure_model))
+        hook = ExpertHandoffHook(structure_model, detail_model, float(switch), float(blend_width))
+        return io.NodeOutput(hook.patch(structure_model))

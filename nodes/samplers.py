@@ -47,7 +47,10 @@ def checked_sampler(node_id: str, expected: str, function, **knobs):
     return comfy.samplers.KSAMPLER(sampler_function)
 
 
-ETA_TOOLTIP = "η: 1 = DDPM posterior step (ancestral, uses the run's seed), 0 = deterministic DDIM, in between = DDIM with that much fresh noise."
+ETA_TOOLTIP = (
+    "η: 1 = DDPM posterior step (ancestral, uses the run's seed), 0 = deterministic DDIM, in between = DDIM with "
+    "that much fresh noise."
+)
 
 
 class _EtaSampler(io.ComfyNode):
@@ -113,8 +116,8 @@ class SoluneSamplerLuneEuler(io.ComfyNode):
             category="Solune/sampling",
             description=(
                 "Lune's own sampler for a lune_flow model (SolunePredictionType prediction = lune_flow): Euler on the "
-                "rectified-flow ODE, x ← x − v·(σ − σ_next), network timestep 1000·σ. Pair it with SoluneLuneScheduler. "
-                "For SamplerCustom / SamplerCustomAdvanced."
+                "rectified-flow ODE, x ← x − v·(σ − σ_next), network timestep 1000·σ. Pair it with "
+                "SoluneLuneScheduler. For SamplerCustom / SamplerCustomAdvanced."
             ),
             inputs=[
                 io.Boolean.Input(
@@ -137,7 +140,8 @@ class SoluneSamplerLuneEuler(io.ComfyNode):
     def execute(cls, quantize_timesteps) -> io.NodeOutput:
         if error := error_of(check_bool, "quantize_timesteps", quantize_timesteps):
             raise ValueError(f"SoluneSamplerLuneEuler: {error}")
-        return io.NodeOutput(checked_sampler("SoluneSamplerLuneEuler", "lune_flow", sample_lune_euler, quantize_timesteps=quantize_timesteps))
+        return io.NodeOutput(checked_sampler("SoluneSamplerLuneEuler", "lune_flow", sample_lune_euler,
+                                             quantize_timesteps=quantize_timesteps))
 
 
 def check_scheduler_inputs(steps=None, shift=None, denoise=None) -> str | None:
@@ -156,8 +160,9 @@ class SoluneLuneScheduler(io.ComfyNode):
             display_name="Solune Lune Scheduler",
             category="Solune/sampling",
             description=(
-                "Lune's σ schedule: σ = linspace(1, 0, steps + 1) shifted with σ' = k·σ/(1 + (k − 1)·σ). With denoise < 1 "
-                "(img2img) the last steps + 1 values of a schedule of int(steps/denoise) steps, as BasicScheduler does."
+                "Lune's σ schedule: σ = linspace(1, 0, steps + 1) shifted with σ' = k·σ/(1 + (k − 1)·σ). With "
+                "denoise < 1 (img2img) the last steps + 1 values of a schedule of int(steps/denoise) steps, as "
+                "BasicScheduler does."
             ),
             inputs=[
                 io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Number of sampling steps."),

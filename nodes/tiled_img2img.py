@@ -28,7 +28,8 @@ def tiled_model_patch(node: str, model, latent: dict, denoise_mask=None, image=N
     downscale, align = model_geometry(model)
     plan = build_plan(node, settings, samples, downscale, align, denoise_mask=denoise_mask, image=image)
     log.debug("%s: %d tiles, scales %s", node, len(plan.layout), plan.scales)
-    patched = TiledImg2ImgHook(samples, plan, settings.mode, settings.tiled_model, settings.tile_batch_size).patch(model)
+    hook = TiledImg2ImgHook(samples, plan, settings.mode, settings.tiled_model, settings.tile_batch_size)
+    patched = hook.patch(model)
     return (patched, *render_tile_map(plan, downscale, image))
 
 
@@ -91,7 +92,8 @@ class SoluneTiledSampler(io.ComfyNode):
                 io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Denoising steps."),
                 io.Float.Input("cfg", default=8.0, min=0.0, max=100.0, step=0.1, round=0.01,
                                tooltip="Classifier-free guidance scale."),
-                io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS, tooltip="The sampling algorithm."),
+                io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS,
+                               tooltip="The sampling algorithm."),
                 io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, tooltip="The noise schedule."),
                 io.Conditioning.Input("positive", tooltip="What to include."),
                 io.Conditioning.Input("negative", tooltip="What to exclude."),
