@@ -3,7 +3,9 @@
 ComfyUI's frontend restores a saved workflow's `extra.ds` (`offset`, `scale`) when it loads the
 file; a node at graph position p is drawn at canvas position (p + offset)·scale. The canvas sits
 right of the side bar and below the menu bar; the workflow tabs cover its top edge and the canvas
-toolbar its bottom edge. `VIEWPORT` is that canvas for a 1280×720 window (frontend 1.27).
+toolbar its bottom edge. `VIEWPORT` is that canvas for a 1920×960 browser window (a 1080p screen
+less the browser's own bars; frontend 1.27). Below scale 0.6 the frontend draws nodes without
+text, so a graph that needs less is better split than shrunk.
 
     python -m solune.workflow.view            # fit the view of every example workflow
     python -m solune.workflow.view --check    # exit 1 if an example opens with a node out of view
@@ -44,9 +46,11 @@ class Viewport:
         return self.left, self.top, self.width - self.right, self.height - self.bottom
 
 
-# 1280×720 window: the 40-px side bar and 40-px menu bar leave a 1240×680 canvas, whose top 40 px
+# 1920×960 window: the 40-px side bar and 40-px menu bar leave a 1880×920 canvas, whose top 37 px
 # the workflow tabs cover and whose bottom 50 px hold the canvas toolbar.
-VIEWPORT = Viewport(width=1240, height=680, top=50, left=10, right=10, bottom=60)
+WINDOW = (1920, 960)
+VIEWPORT = Viewport(width=1880, height=920, top=50, left=10, right=10, bottom=60)
+READABLE_SCALE = 0.6  # LiteGraph's low-quality threshold: below it node text is not drawn
 
 
 def node_boxes(workflow: dict) -> dict[str, tuple[float, float, float, float]]:
