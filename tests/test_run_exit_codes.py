@@ -253,6 +253,19 @@ def test_comfyui_that_fails_to_start_exits_5_with_its_log(tmp_path):
     assert "No module named 'torch'" in err
 
 
+def test_comfyui_started_by_a_python_without_its_requirements_names_the_module_and_python(tmp_path):
+    """Started from a Python lacking ComfyUI's requirements, ComfyUI dies on its first import; the
+    runner names the missing module and says to pass --python with ComfyUI's own interpreter."""
+    comfy = tmp_path / "ComfyUI"
+    (comfy / ".venv" / "bin").mkdir(parents=True)
+    (comfy / ".venv" / "bin" / "python").write_text("")
+    (comfy / "main.py").write_text("import solune_test_module_that_does_not_exist\n")
+    code, err = run_cli(write(tmp_path, TXT2IMG_API), "--comfyui", str(comfy))
+    assert code == 5
+    assert f"({sys.executable}) has no module named 'solune_test_module_that_does_not_exist'" in err
+    assert f"pass --python with ComfyUI's own interpreter (e.g. --python {comfy / '.venv' / 'bin' / 'python'})" in err
+
+
 def test_comfyui_folder_without_main_py_exits_2(tmp_path):
     code, err = run_cli(write(tmp_path, TXT2IMG_API), "--comfyui", str(tmp_path))
     assert code == 2
