@@ -36,7 +36,7 @@ def test_fitted_view_centres_the_graph_and_shows_every_box():
     data = {"nodes": nodes, "groups": [{"title": "g", "bounding": [-600, -300, 100, 100]}]}
     data["extra"] = {"ds": view.fitted_view(data)}
     assert view.out_of_view(data) == []
-    (ox, oy), scale = view.saved_view(data)
+    (ox, _), scale = view.saved_view(data)
     boxes = view.node_boxes(data).values()
     left, right = (min(b[0] for b in boxes) + ox) * scale, (max(b[2] for b in boxes) + ox) * scale
     x0, _, x1, _ = view.VIEWPORT.box

@@ -49,7 +49,7 @@ def test_the_publish_workflow_uses_the_registry_action_on_pyproject_changes():
 def test_the_changelog_has_this_version():
     version = PYPROJECT["project"]["version"]
     assert re.fullmatch(r"\d+\.\d+\.\d+", version)
-    headings = re.findall(r"^## (\S+)", (REPO / "CHANGELOG.md").read_text(), flags=re.M)
+    headings = re.findall(r"^## (\S+)", (REPO / "CHANGELOG.md").read_text(), flags=re.MULTILINE)
     assert headings and headings[0] == version
 
 
