@@ -12,7 +12,7 @@ import logging
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_int
+from ..checks import check_finite, check_int
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,7 @@ def image_to_latent_size(image: torch.Tensor, latent_h: int, latent_w: int) -> t
     """
     if image.dim() != 4 or min(image.shape) < 1:
         raise ValueError(f"image must be a non-empty IMAGE tensor [B, H, W, C]; got shape {tuple(image.shape)}")
-    if not torch.isfinite(image).all():
-        raise ValueError("image must hold only finite values; got NaN or inf")
+    check_finite("image", image)
     return area_resize(image.movedim(-1, 1), latent_h, latent_w)
 
 
@@ -71,12 +70,7 @@ def check_mask(mask: torch.Tensor, batch: int | None = None, name: str = "denois
         raise ValueError(f"{name} must be a non-empty MASK [H, W] or [B, H, W]; got {shape}")
     if batch is not None and mask.dim() == 3 and mask.shape[0] not in (1, batch):
         raise ValueError(f"{name} must have batch 1 or the latent's batch {batch}; got batch {mask.shape[0]}")
-    finite = torch.isfinite(mask)
-    if not bool(finite.all()):
-        raise ValueError(
-            f"{name} must hold values in [0, 1] (1 = change, 0 = keep); got {int((~finite).sum())} NaN or inf "
-            f"of {mask.numel()} values"
-        )
+    check_finite(name, mask)
     lo, hi = float(mask.min()), float(mask.max())
     if lo < -RANGE_TOLERANCE or hi > 1.0 + RANGE_TOLERANCE:
         raise ValueError(f"{name} must hold values in [0, 1] (1 = change, 0 = keep); got values in [{lo:g}, {hi:g}]")
