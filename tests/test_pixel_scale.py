@@ -6,10 +6,11 @@ m gives the analytic blend m·c + (1 − m)·x0_orig with a denoiser whose answe
 
 import pytest
 import torch
+from test_tiled_preserve import SAMPLERS, inputs, make_state, run, schedule
+
 from solune.samplers.tiled import PreserveState, TileSettings, active_tiles, make_plan
 from solune.samplers.tiled.preserve import start_sigmas
 from solune.velocity import make_prediction
-from test_tiled_preserve import SAMPLERS, inputs, make_state, run, schedule
 
 PREDICTIONS = ["epsilon", "sol_v", "lune_flow"]
 MODES = ["blend", "strength"]

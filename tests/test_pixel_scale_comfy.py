@@ -135,3 +135,19 @@ def test_the_tile_map_shows_the_per_pixel_scale(comfy):
     grey = (image[0, ..., 0] == image[0, ..., 1]) & (image[0, ..., 1] == image[0, ..., 2])  # not a border
     assert grey.float().mean() > 0.8
     assert torch.equal(image[0, ..., 1][grey], scale[0][grey]) and len(set(image[0, 30, :, 1].tolist())) > 6
+
+
+def test_the_hooks_scale_output_is_the_per_pixel_scale_the_run_uses(comfy):
+    from solune.nodes.tiled_img2img import SoluneTiledImg2Img
+    from solune.samplers.tiled import TileSettings, make_plan
+
+    lat, mask = latent(), soft_mask(8, 12)
+    model = standin_model("epsilon")
+    patched, tile_map, scale = SoluneTiledImg2Img.execute(model=model, latent={"samples": lat}, **PIXEL,
+                                                          denoise_mask=mask).result
+    plan = make_plan(8, 12, TileSettings(**PIXEL), denoise_mask=mask)
+    assert tile_map.shape == (1, 64, 96, 3) and scale.shape == (1, 64, 96)
+    assert torch.equal(scale[0, ::8, ::8], plan.scale_map) and len(set(scale[0, 30].tolist())) > 6
+    out = ksample(patched, lat, sampler="dpmpp_2m", steps=3, denoise=0.6)
+    zero = scale[0, ::8, ::8] == 0
+    assert float((out - lat)[..., zero].abs().max()) <= 1e-5

@@ -12,7 +12,6 @@ import logging
 
 import pytest
 import torch
-
 from comfy_harness import load_output_latent
 
 pytestmark = pytest.mark.comfyui
