@@ -147,7 +147,7 @@ def test_the_hooks_scale_output_is_the_per_pixel_scale_the_run_uses(comfy):
                                                           denoise_mask=mask).result
     plan = make_plan(8, 12, TileSettings(**PIXEL), denoise_mask=mask)
     assert tile_map.shape == (1, 64, 96, 3) and scale.shape == (1, 64, 96)
-    assert torch.equal(scale[0, ::8, ::8], plan.scale_map) and len(set(scale[0, 30].tolist())) > 6
+    assert torch.equal(scale[0, ::8, ::8], plan.scale_map) and len(set(scale[0, 30].tolist())) > 4
     out = ksample(patched, lat, sampler="dpmpp_2m", steps=3, denoise=0.6)
     zero = scale[0, ::8, ::8] == 0
     assert float((out - lat)[..., zero].abs().max()) <= 1e-5
