@@ -7,6 +7,7 @@ schedule, once per run). The guard itself catches each kind of fault."""
 import pytest
 import torch
 from device_guard import DeviceGuard, host, on_device
+
 from solune.samplers.tiled import PreserveState, TiledRun, TileSettings, active_tiles, make_plan, tile_args
 
 
@@ -51,22 +52,29 @@ def run_loop(mode, tiled, plan, x0, noise, context, sigmas, chunks=2):
     return state.write_back(x), evaluations
 
 
-def setup(seed=0):
+def setup(seed=0, scale_mode="mask"):
     g = torch.Generator().manual_seed(seed)
     mask = torch.zeros(320, 448)
     mask[:160, :200] = 1.0
-    plan = plan_of(40, 56, min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=mask, tile_width=256,
-                     tile_height=256, overlap=32)
+    if scale_mode == "pixel":  # one soft map per sample: [B, H, W]
+        ramp = torch.linspace(0.0, 1.0, 120).expand(160, 120)
+        mask = torch.stack([mask, mask.flip(-1)])
+        mask[0, 160:, 200:320] = ramp
+    plan = plan_of(40, 56, min_denoise=0.0, max_denoise=1.0, scale_mode=scale_mode, denoise_mask=mask,
+                   tile_width=256, tile_height=256, overlap=32)
     x0, noise = torch.randn(2, 4, 40, 56, generator=g), torch.randn(2, 4, 40, 56, generator=g)
     context = torch.randn(4, 3, 8, generator=g)  # [cond rows, uncond rows] × tokens × dim
     sigmas = torch.tensor([3.0, 2.0, 1.2, 0.6, 0.0])
     return plan, x0, noise, context, sigmas
 
 
+@pytest.mark.parametrize("scale_mode", ["mask", "pixel"])
 @pytest.mark.parametrize("tiled", [True, False])
 @pytest.mark.parametrize("mode", ["blend", "strength"])
-def test_a_sampling_run_is_float32_sync_free_and_stays_on_the_device(mode, tiled):
-    plan, x0, noise, context, sigmas = setup()
+def test_a_sampling_run_is_float32_sync_free_and_stays_on_the_device(mode, tiled, scale_mode):
+    plan, x0, noise, context, sigmas = setup(scale_mode=scale_mode)
+    if scale_mode == "pixel":
+        assert plan.per_pixel and plan.scale_map.shape == (2, 40, 56)
     with DeviceGuard() as guard:
         out, evaluations = run_loop(mode, tiled, plan, on_device(x0), on_device(noise), on_device(context),
                                     on_device(sigmas))

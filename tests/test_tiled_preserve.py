@@ -5,9 +5,10 @@ a strength-mode pixel is a stock img2img at denoise m inside the schedule."""
 
 import pytest
 import torch
-
 from analytic import GaussianData
-from solune.samplers.tiled import PreserveState, TileSettings, blend_x0, make_plan, start_sigmas
+
+from solune.samplers.tiled import PreserveState, TileSettings, make_plan
+from solune.samplers.tiled.preserve import blend_x0, start_sigmas
 from solune.velocity import make_prediction
 
 DATA = GaussianData(mu=[0.5, -1.0, 2.0, 0.0], std=[1.0, 0.5, 0.25, 2.0])

@@ -5,16 +5,10 @@ all-active map evaluates the plan's own tiles, an empty one nothing."""
 
 import pytest
 import torch
-from solune.samplers.tiled import (
-    PreserveState,
-    TiledRun,
-    TileSettings,
-    cover,
-    evaluate_windows,
-    grow,
-    make_plan,
-    window_set,
-)
+
+from solune.samplers.tiled import PreserveState, TiledRun, TileSettings, grow, make_plan, window_set
+from solune.samplers.tiled.evaluate import evaluate_windows
+from solune.samplers.tiled.windows import cover
 from solune.tiling import grid_layout, tile_weights
 
 
@@ -115,7 +109,8 @@ def masks():
     g = torch.Generator().manual_seed(3)
     quarter = torch.zeros(320, 448)
     quarter[:160, :224] = 1.0
-    blobs = (torch.rand(320 // 32, 448 // 32, generator=g) > 0.6).float().repeat_interleave(32, 0).repeat_interleave(32, 1)
+    blobs = (torch.rand(320 // 32, 448 // 32, generator=g) > 0.6).float()
+    blobs = blobs.repeat_interleave(32, 0).repeat_interleave(32, 1)
     return {"quarter": quarter, "blobs": blobs, "ramp": torch.linspace(0, 1, 448).expand(320, 448).contiguous()}
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from solune.tiling import busyness, image_to_latent_size, quadtree_layout
+from solune.tiling import image_to_latent_size, quadtree_layout
+from solune.tiling.quadtree import busyness
 
 
 def _half_noise(h: int = 64, w: int = 64, channels: int = 4, seed: int = 0) -> torch.Tensor:

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from solune.velocity import OUTPUT_TYPES, Epsilon, LuneFlow, SolV, make_prediction
+from solune.velocity import Epsilon, LuneFlow, SolV, make_prediction
+from solune.velocity.prediction import OUTPUT_TYPES
 
 torch.manual_seed(0)
 SHAPE = (2, 4, 5, 6)

@@ -5,8 +5,13 @@ import math
 import pytest
 import torch
 
-from solune.velocity import Epsilon, LuneFlow, SolV, flow_shift, flow_unshift, rescale_zero_terminal_snr
-from solune.velocity.schedule import ZSNR_LAST_ALPHA_CUMPROD, ddpm_alphas_cumprod
+from solune.velocity import Epsilon, LuneFlow, SolV, flow_shift
+from solune.velocity.schedule import (
+    ZSNR_LAST_ALPHA_CUMPROD,
+    ddpm_alphas_cumprod,
+    flow_unshift,
+    rescale_zero_terminal_snr,
+)
 
 
 def reference_sigmas():

@@ -114,34 +114,6 @@ def tile_weights(layout: TileLayout, falloff: str = "cosine", dtype: torch.dtype
     return [(window / total[tile.slices]).to(dtype) for tile, window in zip(layout.tiles, windows)]
 
 
-def blend_tiles(layout: TileLayout, crops: Sequence[torch.Tensor], weights: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Accumulate per-tile results `crops[i][..., h, w]` into `[..., H, W]` with `weights`.
-
-    With `tile_weights`, a pointwise function evaluated tile by tile and blended
-    here equals the function of the whole latent. Accumulates in float64 and
-    returns the crops' dtype.
-
-    Args:
-        layout: The tile layout.
-        crops: One tensor per tile, ending in that tile's (h, w), same leading shape.
-        weights: One weight map [h, w] per tile (from `tile_weights`).
-    """
-    if len(crops) != len(layout) or len(weights) != len(layout):
-        raise ValueError(
-            f"crops and weights must hold one entry per tile ({len(layout)}); got {len(crops)} and {len(weights)}"
-        )
-    lead = crops[0].shape[:-2]
-    out = torch.zeros(*lead, layout.latent_h, layout.latent_w, dtype=torch.float64, device=crops[0].device)
-    for i, (tile, crop, weight) in enumerate(zip(layout.tiles, crops, weights)):
-        if crop.shape != (*lead, tile.h, tile.w) or weight.shape != (tile.h, tile.w):
-            raise ValueError(
-                f"crops[{i}] must have shape {(*lead, tile.h, tile.w)} and weights[{i}] {(tile.h, tile.w)}, "
-                f"got {tuple(crop.shape)} and {tuple(weight.shape)}"
-            )
-        out[..., tile.y0 : tile.y1, tile.x0 : tile.x1] += crop.to(torch.float64) * weight.to(out)
-    return out.to(crops[0].dtype)
-
-
 def blend_map(
     layout: TileLayout,
     per_tile_values: Sequence[float] | torch.Tensor,

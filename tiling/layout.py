@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..checks import check_int
 
@@ -140,46 +139,6 @@ class TileLayout:
         for tile in self.tiles:
             count[tile.slices] += 1
         return count
-
-    def batches(self, batch_size: int) -> list[list[int]]:
-        """Group tile indices into batches of equal tile size, at most `batch_size` each.
-
-        Sizes come in order of first appearance and indices keep layout order, so
-        the grouping is deterministic.
-
-        Args:
-            batch_size: Largest number of tiles per batch (>= 1).
-        """
-        batch_size = check_int("batch_size", batch_size, 1)
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for i, tile in enumerate(self.tiles):
-            by_size.setdefault(tile.size, []).append(i)
-        return [
-            group[start : start + batch_size]
-            for group in by_size.values()
-            for start in range(0, len(group), batch_size)
-        ]
-
-    def crop(self, x: torch.Tensor, index: int) -> torch.Tensor:
-        """The crop of `x[..., latent_h, latent_w]` under tile `index` (a view)."""
-        if x.shape[-2:] != (self.latent_h, self.latent_w):
-            raise ValueError(
-                f"x must end in the latent size ({self.latent_h}, {self.latent_w}); got shape {tuple(x.shape)}"
-            )
-        rows, cols = self.tiles[index].slices
-        return x[..., rows, cols]
-
-    def crop_batch(self, x: torch.Tensor, indices: Sequence[int]) -> torch.Tensor:
-        """Crops of `x[B, ..., H, W]` under tiles of one size, stacked on a new dim 0.
-
-        Args:
-            x: Tensor ending in the latent size.
-            indices: Tile indices that share one size (one entry of `batches`).
-        """
-        sizes = {self.tiles[i].size for i in indices}
-        if len(sizes) != 1:
-            raise ValueError(f"indices must name tiles of one size; got sizes {sorted(sizes)}")
-        return torch.stack([self.crop(x, i) for i in indices])
 
 
 def _tile_latent(name: str, pixels: int, downscale: int, align: int) -> int:

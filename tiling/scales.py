@@ -78,23 +78,22 @@ def scales_from_mask(
 ) -> tuple[float, ...]:
     """Scales from a MASK: `min_denoise + mean * (max_denoise - min_denoise)` per tile.
 
-    The mask is area-resized to the latent (a batch is averaged, see `mask_to_latent_size`), then
-    averaged over the part of the image each tile owns: the pixels where its feather weight is the
-    largest (`owners`). A tile whose own part the mask leaves at 0 gets `min_denoise`, however much
-    of its overlap with a neighbour the mask covers, so with `min_denoise` 0 it can be skipped. A
-    tile that owns no pixel (every pixel of it weighs more in another tile) takes the mean over its
-    whole footprint.
+    The mask is brought to the latent size (stretched as ComfyUI does, a batch averaged, see
+    `mask_to_latent_size`), then averaged over the part of the image each tile owns: the pixels
+    where its feather weight is the largest (`owners`). A tile whose own part the mask leaves at 0
+    gets `min_denoise`, however much of its overlap with a neighbour the mask covers, so with
+    `min_denoise` 0 it can be skipped. A tile that owns no pixel (every pixel of it weighs more in
+    another tile) takes the mean over its whole footprint.
 
     Args:
         layout: The tile layout.
-        mask: MASK [H, W] or [B, H, W], at pixel size (latent * downscale) or
-            latent size, values in [0, 1]; 1 means "change this".
+        mask: MASK [H, W] or [B, H, W] of any size, values in [0, 1]; 1 means "change this".
         min_denoise: Scale where the mask is 0, in [0, 1].
         max_denoise: Scale where the mask is 1, in [min_denoise, 1].
         falloff: The plan's feather shape, which decides ownership in the overlaps.
     """
     lo, hi = _check_range(min_denoise, max_denoise)
-    m = mask_to_latent_size(mask, layout.latent_h, layout.latent_w, layout.downscale)
+    m = mask_to_latent_size(mask, layout.latent_h, layout.latent_w, layout.downscale, warn=False)  # the plan warns
     owner = owners(layout, falloff)
     means = []
     for i, tile in enumerate(layout.tiles):

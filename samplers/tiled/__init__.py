@@ -9,15 +9,12 @@
 - `evaluate`: MultiDiffusion-style evaluation of windows / tiles with batching, in float32.
 """
 
-from .evaluate import active_batches, active_tiles, crop_tiles, evaluate_tiled, evaluate_windows, repeat_rows, tile_args
+from .evaluate import active_tiles, evaluate_tiled, tile_args
 from .plan import TilePlan, check_guides, make_plan
-from .preserve import Phase, PreserveState, blend_x0, start_sigmas
+from .preserve import PreserveState
 from .run import TiledRun
-from .settings import LAYOUTS, MODES, SCALE_MODES, Setting, TileSettings
-from .windows import WindowSet, cover, grow, window_set
+from .settings import TileSettings
+from .windows import grow, window_set
 
-__all__ = [
-    "LAYOUTS", "MODES", "SCALE_MODES", "Phase", "PreserveState", "Setting", "TilePlan", "TileSettings", "TiledRun",
-    "WindowSet", "active_batches", "active_tiles", "blend_x0", "check_guides", "cover", "crop_tiles", "evaluate_tiled",
-    "evaluate_windows", "grow", "make_plan", "repeat_rows", "start_sigmas", "tile_args", "window_set",
-]
+__all__ = ["PreserveState", "TilePlan", "TileSettings", "TiledRun", "active_tiles", "check_guides", "evaluate_tiled",
+           "grow", "make_plan", "tile_args", "window_set"]

@@ -104,8 +104,9 @@ def evaluate_windows(
 ) -> torch.Tensor:
     """x0 of the whole input from window batches: Σ_windows weight_j · denoise(window_j), `fill` elsewhere.
 
-    Accumulates in float32 on x's device as a running weighted mean (`WindowSet.ratios`), so a
-    pointwise denoiser gives exactly its whole-image values; the ratios come from the CPU once per
+    Accumulates in float32 (float64 only for a float64 x, which lives on the CPU) on x's device as a
+    running weighted mean (`WindowSet.ratios`), so a pointwise denoiser gives exactly its
+    whole-image values; the ratios come from the CPU once per
     device (`WindowSet.weights_on`), so nothing here reads a device tensor on the host.
 
     Args:
@@ -124,15 +125,16 @@ def evaluate_windows(
         raise ValueError(f"x's batch {x.shape[0]} must be a multiple of chunks={chunks}")
     batches = active_batches(windows, [True] * len(windows.tiles), batch_size)  # the order of `ratios`
     ratios, _ = windows.weights_on(x.device)
-    out = fill.to(x.device, torch.float32).expand(x.shape).clone()
+    acc = torch.promote_types(x.dtype, torch.float32)
+    out = fill.to(x.device, acc).expand(x.shape).clone()
     b = x.shape[0] // chunks
     for done, indices in enumerate(batches, start=1):
         result = denoise(crop_tiles(x, windows, indices, chunks), indices)
-        result = result.to(torch.float32).reshape(chunks, len(indices), b, *result.shape[1:])
+        result = result.to(acc).reshape(chunks, len(indices), b, *result.shape[1:])
         for j, i in enumerate(indices):
             t = windows.tiles[i]
             view = out[..., t.y0 : t.y1, t.x0 : t.x1]
-            view.copy_(torch.lerp(view, result[:, j].reshape(-1, *result.shape[3:]), ratios[i]))
+            view.copy_(torch.lerp(view, result[:, j].reshape(-1, *result.shape[3:]), ratios[i].to(acc)))
         if progress is not None:
             progress(done, len(batches))
     return out.to(x.dtype)

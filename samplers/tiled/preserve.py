@@ -33,7 +33,8 @@ from .settings import MODES
 SIGMA_RTOL = 1e-4
 
 
-def blend_x0(x0_model: torch.Tensor, x0_orig: torch.Tensor, weight: torch.Tensor, every: float | None = None) -> torch.Tensor:
+def blend_x0(x0_model: torch.Tensor, x0_orig: torch.Tensor, weight: torch.Tensor,
+             every: float | None = None) -> torch.Tensor:
     """x0 = w·x0_model + (1 − w)·x0_orig; x0_model itself when `every` is 1, the original when 0.
 
     `torch.lerp` is exact at both ends (w = 0 gives x0_orig, w = 1 gives x0_model), so pixels
@@ -57,7 +58,8 @@ def blend_x0(x0_model: torch.Tensor, x0_orig: torch.Tensor, weight: torch.Tensor
 
 @dataclass(frozen=True)
 class Phase:
-    """What CPU data says about one σ: which pixels follow the model (`active`, CPU bool [H, W]).
+    """What CPU data says about one σ: which pixels follow the model (`active`, CPU bool [H, W]; with
+    one scale map per sample, the pixels where some sample does).
 
     `key` names the active set (equal keys, equal sets); `every` is 1.0 / 0.0 when every pixel's
     weight is that value, else None.
@@ -77,7 +79,7 @@ def start_sigmas(sigmas: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 
     Args:
         sigmas: The run's schedule [N + 1], decreasing (read before sampling: uni_pc edits the last).
-        scale: Per-pixel scale m [H, W] in [0, 1].
+        scale: Per-pixel scale m in [0, 1], any shape ([H, W], or [B, 1, H, W] per sample).
     """
     sigmas = sigmas.detach().flatten().cpu().to(torch.float64)  # once per run, on the CPU
     n = sigmas.numel() - 1
@@ -97,7 +99,8 @@ class PreserveState:
 
     Args:
         x0_orig: Clean original in model space [B or 1, C, H, W], on the model's device.
-        scale: Per-pixel scale m [H, W] in [0, 1] (CPU; a device tensor is copied to the CPU once).
+        scale: Per-pixel scale m [H, W] in [0, 1], or [B, H, W]: one map per sample (CPU; a device
+            tensor is copied to the CPU once).
         mode: "blend" or "strength".
         sigmas: The run's schedule (strength: where each pixel starts).
         noise: The run's initial noise [B, C, H, W] (strength: re-noises held pixels).
@@ -114,39 +117,30 @@ class PreserveState:
         renoise: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ):
         self.mode = check_choice("mode", mode, MODES)
-        if scale.dim() != 2 or tuple(scale.shape) != tuple(x0_orig.shape[-2:]):
-            raise ValueError(f"scale must be [H, W] = {tuple(x0_orig.shape[-2:])}; got shape {tuple(scale.shape)}")
+        size = tuple(x0_orig.shape[-2:])
+        if scale.dim() not in (2, 3) or tuple(scale.shape[-2:]) != size:
+            raise ValueError(f"scale must be [H, W] or [B, H, W] with (H, W) = {size}; got shape {tuple(scale.shape)}")
         if mode == "strength" and (sigmas is None or noise is None or renoise is None):
             raise ValueError("strength mode needs the run's sigmas, noise and a renoise function")
-        scale_cpu = scale.detach().to("cpu", torch.float32)
+        device = x0_orig.device
+        scale_cpu = scale.detach().to("cpu", torch.float32).reshape(-1, 1, *size)  # [1 or B, 1, H, W]
         zero_cpu = scale_cpu == 0
         self.any_zero = bool(zero_cpu.any())
         self.x0_orig = x0_orig
+        self.scale = scale_cpu.to(device)
+        self.zero = zero_cpu.to(device)
+        self._blend_weight = self.scale
         if mode == "blend":
             every = 1.0 if bool((scale_cpu == 1).all()) else 0.0 if bool(zero_cpu.all()) else None
-            self._phases = {0: Phase(0, ~zero_cpu, every)}
+            self._phases = {0: Phase(0, (~zero_cpu).reshape(-1, *size).any(dim=0), every)}
             self._limits_cpu = None
         else:
             # a pixel is held while σ > σ_start·(1 + SIGMA_RTOL): the same float32 numbers on both sides
             self._limits_cpu = start_sigmas(sigmas, scale_cpu).to(torch.float32) * (1 + SIGMA_RTOL)
             self._limits = sorted({float(v) for v in self._limits_cpu.flatten().tolist()})
             self._phases = {}
-            self.noise, self.renoise = noise, renoise
-        self._to(x0_orig.device, scale_cpu, zero_cpu)
-
-    def _to(self, device, scale_cpu, zero_cpu):
-        self.scale = scale_cpu.to(device)
-        self.zero = zero_cpu.to(device)
-        self._blend_weight = self.scale[None, None]
-        if self.mode == "strength":
             self.limits = self._limits_cpu.to(device)
-            self.noise = self.noise.to(device)
-
-    def to(self, device: torch.device) -> PreserveState:
-        """Move the tensors to `device` (in place); returns self."""
-        self.x0_orig = self.x0_orig.to(device)
-        self._to(device, self.scale.cpu(), self.zero.cpu())
-        return self
+            self.noise, self.renoise = noise.to(device), renoise
 
     @property
     def reads_sigma(self) -> bool:
@@ -168,21 +162,22 @@ class PreserveState:
             key = bisect.bisect_left(self._limits, s32)  # how many distinct limits σ exceeds
         if key not in self._phases:
             # held ⟺ σ > limit ⟺ the limit is one of the `key` smallest distinct limits
-            held = self._limits_cpu <= self._limits[key - 1] if key else torch.zeros(self._limits_cpu.shape, dtype=torch.bool)
+            limits = self._limits_cpu
+            held = limits <= self._limits[key - 1] if key else torch.zeros(limits.shape, dtype=torch.bool)
             every = 0.0 if bool(held.all()) else 1.0 if not bool(held.any()) else None
-            self._phases[key] = Phase(key, ~held, every)
+            self._phases[key] = Phase(key, (~held).reshape(-1, *limits.shape[-2:]).any(dim=0), every)
         return self._phases[key]
 
     def _sigma(self, sigma: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return sigma.reshape(-1, *([1] * (like.dim() - 1))).to(like.device, torch.float32)
 
     def held(self, sigma: torch.Tensor) -> torch.Tensor:
-        """Strength mode: bool [B, 1, H, W], True where the pixel has not started at this σ."""
+        """Strength mode: bool [B, 1, H, W], True where the pixel has not started at this σ ([B])."""
         s = self._sigma(sigma, self.x0_orig)
         return s > self.limits.to(s.device)
 
     def weight(self, sigma: torch.Tensor) -> torch.Tensor:
-        """Per-pixel weight of the model's x0 at σ: [1, 1, H, W] (blend) or [B, 1, H, W] (strength)."""
+        """Per-pixel weight of the model's x0 at σ: [1 or B, 1, H, W] (blend: the scale) or [B, 1, H, W]."""
         if self.mode == "blend":
             return self._blend_weight
         return (~self.held(sigma)).to(torch.float32)

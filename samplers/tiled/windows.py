@@ -246,7 +246,8 @@ def window_set(layout: TileLayout, weights, active: torch.Tensor, margin: int, m
     if not bool(active.any()):
         return None
     if bool(active.all()):
-        return WindowSet(H, W, tuple(layout.tiles), tuple(weights), torch.ones(H, W, dtype=torch.bool), layout.downscale)
+        every = torch.ones(H, W, dtype=torch.bool)
+        return WindowSet(H, W, tuple(layout.tiles), tuple(weights), every, layout.downscale)
     evaluated = grow(active, margin)
     tiles = cover(evaluated, max_h, max_w, overlap, layout.align)
     keep = [i for i, t in enumerate(layout.tiles) if bool(evaluated[t.slices].any())]
