@@ -14,7 +14,10 @@ its neighbours, so neighbouring windows overlap by the user's overlap and no str
 twice beyond it.
 
 When every pixel is active the windows are the plan's own tiles and feather weights, so
-all-regenerated runs evaluate exactly what they did before this rule existed.
+all-regenerated runs evaluate exactly what they did before this rule existed. Where the plan's
+own tiles are cheaper — those reaching E, or (small tiles, where the margin would reach into
+tiles at weight 0) those holding an active pixel — they are evaluated instead, so the evaluated
+area never exceeds that of the tiles holding an active pixel.
 
 Everything here runs on the CPU once per active set (once per run in blend mode, once per
 schedule step where a pixel starts in strength mode); `WindowSet.weights_on` keeps one device
@@ -251,7 +254,19 @@ def window_set(layout: TileLayout, weights, active: torch.Tensor, margin: int, m
     evaluated = grow(active, margin)
     tiles = cover(evaluated, max_h, max_w, overlap, layout.align)
     keep = [i for i, t in enumerate(layout.tiles) if bool(evaluated[t.slices].any())]
-    if sum(t.area for t in tiles) >= sum(layout.tiles[i].area for i in keep):
+    own = [i for i, t in enumerate(layout.tiles) if bool(active[t.slices].any())]
+    area = sum(t.area for t in tiles)
+    own_area = sum(layout.tiles[i].area for i in own)
+    if own_area < min(area, sum(layout.tiles[i].area for i in keep)):
+        # cheaper still: the plan's tiles that hold an active pixel (small tiles, where the margin would
+        # reach into tiles at weight 0). Their weights sum to 1 on the active pixels, and each active
+        # pixel keeps its whole tile as context; the rest of those tiles is blended at weight 0.
+        covered = torch.zeros(H, W, dtype=torch.bool)
+        for i in own:
+            covered[layout.tiles[i].slices] = True
+        return WindowSet(H, W, tuple(layout.tiles[i] for i in own), tuple(weights[i] for i in own), covered,
+                         layout.downscale)
+    if area >= sum(layout.tiles[i].area for i in keep):
         # no cheaper than the plan's own tiles that reach E: evaluate those, with their weights (which
         # sum to 1 on E, since every tile covering a pixel of E reaches E)
         return WindowSet(H, W, tuple(layout.tiles[i] for i in keep), tuple(weights[i] for i in keep), evaluated,
