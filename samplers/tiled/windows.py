@@ -11,7 +11,9 @@ guillotine cut of E's bounding box (`cover`): a box is cut where that shrinks th
 of the two parts most, until a part fits a window and E fills most of it; parts that E fills but
 that are too large are split evenly like a grid. Each part then grows by half the overlap into
 its neighbours, so neighbouring windows overlap by the user's overlap and no strip is evaluated
-twice beyond it.
+twice beyond it. Windows nearly as large as the largest grow to its size so that they batch, and
+when the windows would cost more than `WORTH` of the plan's own tiles that reach E, those tiles
+are evaluated instead (equal tiles batch; model calls have a fixed cost).
 
 When every pixel is active the windows are the plan's own tiles and feather weights, so
 all-regenerated runs evaluate exactly what they did before this rule existed. Where the plan's
@@ -37,6 +39,11 @@ from ...tiling import Tile, TileLayout, tile_windows
 
 # Below this fraction of E inside a box that fits a window, the box is cut further.
 FILL = 0.8
+# Windows at least this fraction of the largest one (per axis) grow to its size, so they batch.
+SNAP = 0.8
+# Windows that would evaluate more than this fraction of the plan's own tiles that reach E give way
+# to those tiles (equal sizes batch; a few percent of area is not worth more model calls).
+WORTH = 0.9
 
 
 @dataclass
@@ -204,11 +211,28 @@ def cover(evaluated: torch.Tensor, max_h: int, max_w: int, overlap: int, align: 
         else:
             stack += [(a, b, c, d) for a, c in _even_parts(y0, y1, core_h, align)
                       for b, d in _even_parts(x0, x1, core_w, align)]
+    boxes = [_grow_box(e, box, grow_by) for box in sorted(leaves)]
+    # near-equal windows grow to the largest size (inside the image) so that they batch together
+    big_h = max((b[2] - b[0] for b in boxes), default=0)
+    big_w = max((b[3] - b[1] for b in boxes), default=0)
     windows = []
-    for box in sorted(leaves):
-        y0, x0, y1, x1 = _grow_box(e, box, grow_by)
+    for y0, x0, y1, x1 in boxes:
+        if SNAP * big_h <= y1 - y0 < big_h and SNAP * big_w <= x1 - x0 <= big_w or \
+                SNAP * big_h <= y1 - y0 <= big_h and SNAP * big_w <= x1 - x0 < big_w:
+            y0, y1 = _widen(y0, y1, big_h, h, align)
+            x0, x1 = _widen(x0, x1, big_w, w, align)
         windows.append(Tile(y0, x0, y1 - y0, x1 - x0))
     return windows
+
+
+def _widen(start: int, stop: int, size: int, length: int, align: int) -> tuple[int, int]:
+    """[start, stop) widened to `size` (both ends, kept inside [0, length), the start aligned)."""
+    extra = size - (stop - start)
+    start = max(0, (start - extra // 2) // align * align)
+    stop = start + size
+    if stop > length:
+        stop, start = length, max(0, (length - size) // align * align)
+    return start, stop
 
 
 def _grow_box(e: np.ndarray, box, by: int):
@@ -256,8 +280,9 @@ def window_set(layout: TileLayout, weights, active: torch.Tensor, margin: int, m
     keep = [i for i, t in enumerate(layout.tiles) if bool(evaluated[t.slices].any())]
     own = [i for i, t in enumerate(layout.tiles) if bool(active[t.slices].any())]
     area = sum(t.area for t in tiles)
+    keep_area = sum(layout.tiles[i].area for i in keep)
     own_area = sum(layout.tiles[i].area for i in own)
-    if own_area < min(area, sum(layout.tiles[i].area for i in keep)):
+    if own_area < min(area, keep_area):
         # cheaper still: the plan's tiles that hold an active pixel (small tiles, where the margin would
         # reach into tiles at weight 0). Their weights sum to 1 on the active pixels, and each active
         # pixel keeps its whole tile as context; the rest of those tiles is blended at weight 0.
@@ -266,7 +291,7 @@ def window_set(layout: TileLayout, weights, active: torch.Tensor, margin: int, m
             covered[layout.tiles[i].slices] = True
         return WindowSet(H, W, tuple(layout.tiles[i] for i in own), tuple(weights[i] for i in own), covered,
                          layout.downscale)
-    if area >= sum(layout.tiles[i].area for i in keep):
+    if area > WORTH * keep_area:
         # no cheaper than the plan's own tiles that reach E: evaluate those, with their weights (which
         # sum to 1 on E, since every tile covering a pixel of E reaches E)
         return WindowSet(H, W, tuple(layout.tiles[i] for i in keep), tuple(weights[i] for i in keep), evaluated,
@@ -280,4 +305,4 @@ def window_set(layout: TileLayout, weights, active: torch.Tensor, margin: int, m
     return WindowSet(H, W, tuple(tiles), norm, covered, layout.downscale)
 
 
-__all__ = ["FILL", "WindowSet", "cover", "grow", "window_set"]
+__all__ = ["FILL", "SNAP", "WORTH", "WindowSet", "cover", "grow", "window_set"]
