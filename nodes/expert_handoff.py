@@ -24,6 +24,7 @@ from comfy_api.latest import io
 
 from ..samplers import ExpertHandoff, check_fraction
 from ..velocity import ddpm_sigma_to_flow_t, flow_t_to_ddpm_sigma
+from . import comfy_internals
 from .model_checks import frame_of
 
 KEY = "solune_expert_handoff"
@@ -68,15 +69,6 @@ def check_experts(structure_model, detail_model) -> str | None:
     return None
 
 
-def _static_transformer_options(patcher) -> dict:
-    """A patcher's transformer_options with its keyed wrappers and callbacks merged in, as ComfyUI
-    does for the model it samples."""
-    to = comfy.patcher_extension.copy_nested_dicts(patcher.model_options.get("transformer_options", {}))
-    comfy.patcher_extension.merge_nested_dicts(to.setdefault("wrappers", {}), patcher.wrappers, copy_dict1=False)
-    comfy.patcher_extension.merge_nested_dicts(to.setdefault("callbacks", {}), patcher.callbacks, copy_dict1=False)
-    return to
-
-
 def sigma_in_frame(sigmas, src: str, dst: str):
     """σ values of frame `src` as the σ of the same noise level in frame `dst` (flow σ = 1 → ∞)."""
     if src == dst:
@@ -91,97 +83,88 @@ def _chain(functions, args):
     return denoised
 
 
-APPLY_MODEL = comfy.patcher_extension.WrappersMP.APPLY_MODEL
-
-
-def _own_apply_model_wrappers(patcher) -> list:
-    """A patcher's APPLY_MODEL wrappers in ComfyUI's order (model_options' first, then keyed ones)."""
-    return comfy.patcher_extension.get_all_wrappers(APPLY_MODEL, _static_transformer_options(patcher))
-
-
-def _call_expert(base, wrappers, unet_wrapper, x, t, c_concat, c_crossattn, control, transformer_options, kwargs):
-    """base._apply_model(x, t, …) → x0, through `wrappers` and the expert's unet wrapper."""
-
-    def apply_model(input_x, timestep, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kw):
-        executor = comfy.patcher_extension.WrapperExecutor.new_class_executor(base._apply_model, base, wrappers)
-        return executor.execute(input_x, timestep, c_concat, c_crossattn, control, transformer_options, **kw)
-
-    if unet_wrapper is None:
-        return apply_model(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
-    c = dict(kwargs, c_concat=c_concat, c_crossattn=c_crossattn, control=control, transformer_options=transformer_options)
-    return unet_wrapper(apply_model, {"input": x, "timestep": t, "c": c, "cond_or_uncond": transformer_options.get("cond_or_uncond", [])})
-
-
-def make_handoff(structure_model, detail_model, switch: float, blend_width: float):
-    """The handoff MODEL (a clone of structure_model); see the module docstring.
+class ExpertHandoffHook:
+    """The routing of one handoff; its methods are the APPLY_MODEL wrapper and the post-CFG function.
 
     Wrapper order: the routing wrapper is the outermost APPLY_MODEL wrapper of the output. Each
     expert's own APPLY_MODEL wrappers and unet wrapper run on its side only; APPLY_MODEL wrappers
     added to the output later (run level, e.g. tiling) run inside the routing, for either expert,
-    in that expert's frame.
+    in that expert's frame. The hook holds the two experts and what was read off them when the node
+    ran, never changes afterwards, and is shared by clones of the output (`__deepcopy__`).
     """
-    run_ms = structure_model.get_model_object("model_sampling")
-    detail_ms = detail_model.get_model_object("model_sampling")
-    rule = ExpertHandoff(
-        frame_of(run_ms, "structure_model"), frame_of(run_ms, "structure_model"), frame_of(detail_ms, "detail_model"),
-        run_ms.percent_to_sigma, switch, blend_width,
-    )
-    detail_base = detail_model.model
-    detail_to = _static_transformer_options(detail_model)
-    detail_wrappers = _own_apply_model_wrappers(detail_model)
-    detail_unet_wrapper = detail_model.model_options.get("model_function_wrapper")
-    structure_wrappers = _own_apply_model_wrappers(structure_model)
-    structure_unet_wrapper = structure_model.model_options.get("model_function_wrapper")
 
-    def detail_transformer_options(incoming: dict, sigma_detail):
+    def __init__(self, structure_model, detail_model, switch: float, blend_width: float):
+        run_ms = structure_model.get_model_object("model_sampling")
+        detail_ms = detail_model.get_model_object("model_sampling")
+        run_frame = frame_of(run_ms, "structure_model")
+        self.rule = ExpertHandoff(run_frame, run_frame, frame_of(detail_ms, "detail_model"),
+                                  run_ms.percent_to_sigma, switch, blend_width)
+        self.detail_model = detail_model
+        self.detail_to = comfy_internals.static_transformer_options(detail_model)
+        self.detail_wrappers = comfy_internals.own_apply_model_wrappers(detail_model)
+        self.detail_unet = comfy_internals.unet_wrapper(detail_model)
+        self.structure_wrappers = comfy_internals.own_apply_model_wrappers(structure_model)
+        self.structure_unet = comfy_internals.unet_wrapper(structure_model)
+        self.structure_post = list(structure_model.model_options.get("sampler_post_cfg_function", []))
+        self.detail_post = list(detail_model.model_options.get("sampler_post_cfg_function", []))
+
+    def __deepcopy__(self, memo):
+        return self  # immutable after construction: clones of the handoff share it
+
+    def patch(self, structure_model):
+        """The handoff MODEL: a clone of structure_model with the routing installed."""
+        handoff = structure_model.clone()
+        # the structure expert's own APPLY_MODEL wrappers and unet wrapper move behind the routing
+        comfy_internals.detach_apply_model_wrappers(handoff)
+        handoff.set_additional_models(KEY, handoff.get_additional_models_with_key(KEY) + [self.detail_model])
+        handoff.add_wrapper_with_key(comfy_internals.APPLY_MODEL, KEY, self.apply_model)
+        if self.structure_post or self.detail_post:
+            handoff.model_options["sampler_post_cfg_function"] = [self.post_cfg]
+        return handoff
+
+    def detail_transformer_options(self, incoming: dict, sigma_detail) -> dict:
+        """The run's per-step transformer options, with the detail expert's own model entries and σ."""
         to = {k: v for k, v in incoming.items() if k not in MODEL_KEYS}
-        to.update(comfy.patcher_extension.copy_nested_dicts(detail_to))
+        to.update(comfy.patcher_extension.copy_nested_dicts(self.detail_to))
         to["sigmas"] = sigma_detail
         if "sample_sigmas" in incoming:
-            to["sample_sigmas"] = sigma_in_frame(incoming["sample_sigmas"], rule.run_frame, rule.detail_frame)
+            to["sample_sigmas"] = sigma_in_frame(incoming["sample_sigmas"], self.rule.run_frame, self.rule.detail_frame)
         return to
 
-    def apply_model_wrapper(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kwargs):
-        inner = executor.wrappers[executor.idx + 1:]  # APPLY_MODEL wrappers added after the handoff
+    def apply_model(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
+                    **kwargs):
+        inner = comfy_internals.wrappers_after(executor)  # APPLY_MODEL wrappers added after the handoff
+        structure_base = comfy_internals.base_model(executor)
 
         def structure(xs, ts):
-            return _call_expert(executor.class_obj, structure_wrappers + inner, structure_unet_wrapper,
-                                xs, ts, c_concat, c_crossattn, control, transformer_options, kwargs)
+            return comfy_internals.call_apply_model(structure_base, self.structure_wrappers + inner,
+                                                    self.structure_unet, xs, ts, c_concat, c_crossattn, control,
+                                                    transformer_options, kwargs)
 
         def detail(xd, td):
-            return _call_expert(detail_base, detail_wrappers + inner, detail_unet_wrapper,
-                                xd, td, c_concat, c_crossattn, control, detail_transformer_options(transformer_options, td), kwargs)
+            return comfy_internals.call_apply_model(self.detail_model.model, self.detail_wrappers + inner,
+                                                    self.detail_unet, xd, td, c_concat, c_crossattn, control,
+                                                    self.detail_transformer_options(transformer_options, td), kwargs)
 
-        return rule.evaluate(x, t, structure, detail)
+        return self.rule.evaluate(x, t, structure, detail)
 
-    handoff = structure_model.clone()
-    # the structure expert's own APPLY_MODEL wrappers and unet wrapper move behind the routing
-    handoff.wrappers.pop(APPLY_MODEL, None)
-    handoff.model_options.get("transformer_options", {}).get("wrappers", {}).pop(APPLY_MODEL, None)
-    handoff.model_options.pop("model_function_wrapper", None)
-    handoff.set_additional_models(KEY, handoff.get_additional_models_with_key(KEY) + [detail_model])
-    handoff.add_wrapper_with_key(APPLY_MODEL, KEY, apply_model_wrapper)
-
-    structure_post = list(structure_model.model_options.get("sampler_post_cfg_function", []))
-    detail_post = list(detail_model.model_options.get("sampler_post_cfg_function", []))
-    if structure_post or detail_post:
-        def post_cfg(args):
-            lam = rule.detail_weight(args["sigma"])
-            out_s = out_d = None
-            if bool((lam < 1).any()):
-                out_s = _chain(structure_post, args)
-            if bool((lam > 0).any()):
-                x_d, s_d = rule.state_for(args["input"], args["sigma"], rule.detail_frame, "detail")
-                out_d = _chain(detail_post, dict(args, input=x_d, sigma=s_d, model=detail_base, model_options=detail_model.model_options))
-            if out_d is None:
-                return out_s
-            if out_s is None:
-                return out_d
-            w = lam.to(out_s).view(-1, *([1] * (out_s.ndim - 1)))
-            return out_s.where(w <= 0, out_d.where(w >= 1, out_s + w * (out_d - out_s)))
-
-        handoff.model_options["sampler_post_cfg_function"] = [post_cfg]
-    return handoff
+    def post_cfg(self, args):
+        """Each expert's post-CFG functions where it answers, blended in the crossfade."""
+        rule = self.rule
+        lam = rule.detail_weight(args["sigma"])
+        out_s = out_d = None
+        if bool((lam < 1).any()):
+            out_s = _chain(self.structure_post, args)
+        if bool((lam > 0).any()):
+            x_d, s_d = rule.state_for(args["input"], args["sigma"], rule.detail_frame, "detail")
+            out_d = _chain(self.detail_post, dict(args, input=x_d, sigma=s_d, model=self.detail_model.model,
+                                                  model_options=self.detail_model.model_options))
+        if out_d is None:
+            return out_s
+        if out_s is None:
+            return out_d
+        w = lam.to(out_s).view(-1, *([1] * (out_s.ndim - 1)))
+        return out_s.where(w <= 0, out_d.where(w >= 1, out_s + w * (out_d - out_s)))
 
 
 class SoluneExpertHandoff(io.ComfyNode):
@@ -215,4 +198,4 @@ class SoluneExpertHandoff(io.ComfyNode):
         error = check_handoff_inputs(switch, blend_width) or check_experts(structure_model, detail_model)
         if error:
             raise ValueError(f"SoluneExpertHandoff: {error}")
-        return io.NodeOutput(make_handoff(structure_model, detail_model, float(switch), float(blend_width)))
+        return io.NodeOutput(ExpertHandoffHook(structure_model, detail_model, float(switch), float(blend_width)).patch(structure_model))

@@ -1,25 +1,30 @@
-"""The tiled img2img patch on a ComfyUI MODEL: keyed wrappers and a chainable post-CFG function.
+"""The tiled img2img patch on a ComfyUI MODEL: `TiledImg2ImgHook`, whose methods are the wrappers.
 
-`patch_model` clones the model and installs, under a key unique to this patch (so several Solune
-patches and other packs' wrappers stack):
+`TiledImg2ImgHook(original, plan, mode, tiled_model, tile_batch_size).patch(model)` clones the model
+and registers, under a key unique to this hook (so several Solune patches and other packs' wrappers
+stack):
 
-1. `WrappersMP.SAMPLER_SAMPLE` — once per run: checks the original against the sampled latent
-   (before any step), builds the run's `PreserveState` (original in model space, scale map, the
-   run's σ and noise) and puts it in the run's own `transformer_options` under the key; after the
-   schedule writes the original back exactly where the scale is 0.
-2. `WrappersMP.PREDICT_NOISE` (strength mode) — every evaluation: held pixels of the model input
-   become the original re-noised to σ with the run's noise (ComfyUI's noise_mask mechanism).
-3. `sampler_post_cfg_function` — every evaluation: x0 = lerp(x0_orig, x0_model, weight).
-4. `WrappersMP.APPLY_MODEL` (tiled_model) — every cond/uncond chunk: tile-by-tile evaluation;
-   tiles whose weight is 0 over their footprint are not evaluated and take x0_orig.
+1. `sampler_sample` (`WrappersMP.SAMPLER_SAMPLE`) — once per run: checks the original against the
+   sampled latent (before any step), builds the run's `PreserveState` (original in model space,
+   scale map, the run's σ and noise) and puts it in the run's own `transformer_options` under the
+   key; after the schedule writes the original back exactly where the scale is 0.
+2. `predict_noise` (`WrappersMP.PREDICT_NOISE`, strength mode) — every evaluation: held pixels of
+   the model input become the original re-noised to σ with the run's noise (ComfyUI's noise_mask
+   mechanism).
+3. `post_cfg` (`sampler_post_cfg_function`, chainable) — every evaluation:
+   x0 = lerp(x0_orig, x0_model, weight).
+4. `apply_model` (`WrappersMP.APPLY_MODEL`, tiled_model) — every cond/uncond chunk: `evaluate`
+   runs the model tile by tile; tiles `active` calls inactive (weight 0 over their footprint) are
+   not evaluated and take x0_orig.
 
-No tensor lives in `model_options` of the patcher (it is deep-copied on clone): the plan is held
-by the closures, the per-run state by the run's own `transformer_options`.
+The hook itself holds only what the node built (the original latent, the plan, the settings) and
+never changes after construction; a clone of the patched model shares it (`__deepcopy__` returns
+the hook, so `model_options`, which a clone deep-copies, copies no tensor). Everything that belongs
+to one run lives in that run's own `transformer_options`.
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass
 
@@ -28,16 +33,15 @@ import comfy.patcher_extension
 import comfy.utils
 import torch
 
-from ..samplers.tiled import PreserveState, TilePlan, active_tiles, check_mode, evaluate_tiled, tile_args
-
-log = logging.getLogger(__name__)
+from ..samplers.tiled import PreserveState, TilePlan, active_tiles, evaluate_tiled, tile_args
 
 NODE = "SoluneTiledImg2Img"
+WRAPPERS = comfy.patcher_extension.WrappersMP
 
 
 @dataclass
 class TiledRun:
-    """Per-run state, kept in the run's transformer_options under the patch key."""
+    """Per-run state, kept in the run's transformer_options under the hook's key."""
 
     state: PreserveState
     plan: TilePlan
@@ -62,66 +66,102 @@ def check_original(original: torch.Tensor, sampled: torch.Tensor) -> None:
     """Raise a ValueError if the original latent cannot be preserved in the sampled one."""
     if original.dim() != sampled.dim() or tuple(original.shape[1:]) != tuple(sampled.shape[1:]):
         raise ValueError(
-            f"{NODE}: latent (the original, shape {tuple(original.shape)}) must have the channels and size of the "
-            f"latent being sampled (shape {tuple(sampled.shape)}); encode the same image size with the same VAE"
+            f"{NODE}: latent (the original, shape {tuple(original.shape)}) must have the channels and size of "
+            f"the latent being sampled (shape {tuple(sampled.shape)}); encode the same image size with the same VAE"
         )
     if original.shape[0] not in (1, sampled.shape[0]):
         raise ValueError(
-            f"{NODE}: latent batch {original.shape[0]} must be 1 (broadcast) or the sampled batch {sampled.shape[0]}"
+            f"{NODE}: latent batch {original.shape[0]} must be 1 (broadcast) or the sampled batch "
+            f"{sampled.shape[0]}"
         )
 
 
-def _run(options: dict, key: str) -> TiledRun:
-    run = options.get(key)
-    if run is None:
-        raise RuntimeError(f"{NODE}: the model was evaluated outside a sampling run; use it with a sampler node")
-    return run
+class TiledImg2ImgHook:
+    """The tiled img2img hooks of one patch; `original` is the LATENT's samples (not in model space).
 
+    Inputs are the node's, already validated there (`nodes/tiled_img2img.py`).
+    """
 
-def patch_model(model, original: torch.Tensor, plan: TilePlan, mode: str, tiled_model: bool, tile_batch_size: int):
-    """A clone of `model` with the tiled img2img hooks; `original` is the LATENT's samples (not in model space)."""
-    check_mode(mode)
-    key = f"solune_tiled_img2img_{uuid.uuid4().hex}"
-    original = original.detach().to(torch.float32).clone()
-    m = model.clone()
+    def __init__(self, original: torch.Tensor, plan: TilePlan, mode: str, tiled_model: bool, tile_batch_size: int):
+        self.key = f"solune_tiled_img2img_{uuid.uuid4().hex}"
+        self.original = original.detach().to(torch.float32).clone()
+        self.plan = plan
+        self.mode = mode
+        self.tiled_model = tiled_model
+        self.tile_batch_size = tile_batch_size
 
-    def sampler_sample(executor, guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar):
-        check_original(original, noise)
+    def __deepcopy__(self, memo):
+        return self  # immutable after construction: clones of the patched model share it
+
+    def patch(self, model):
+        """A clone of `model` with this hook's wrappers and post-CFG function."""
+        m = model.clone()
+        m.add_wrapper_with_key(WRAPPERS.SAMPLER_SAMPLE, self.key, self.sampler_sample)
+        if self.mode == "strength":
+            m.add_wrapper_with_key(WRAPPERS.PREDICT_NOISE, self.key, self.predict_noise)
+        m.set_model_sampler_post_cfg_function(self.post_cfg)
+        if self.tiled_model:
+            m.add_wrapper_with_key(WRAPPERS.APPLY_MODEL, self.key, self.apply_model)
+        return m
+
+    def run(self, transformer_options: dict) -> TiledRun:
+        """This hook's state of the current run."""
+        run = transformer_options.get(self.key)
+        if run is None:
+            raise RuntimeError(f"{NODE}: the model was evaluated outside a sampling run; use it with a sampler node")
+        return run
+
+    # -- the wrappers ---------------------------------------------------------------------------
+
+    def sampler_sample(self, executor, guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask,
+                       disable_pbar):
+        check_original(self.original, noise)
         inner = guider.inner_model
-        x0_orig = inner.process_latent_in(original.to(noise.device)).to(torch.float32)
+        x0_orig = inner.process_latent_in(self.original.to(noise.device)).to(torch.float32)
         state = PreserveState(
-            x0_orig, plan.scale_map.to(noise.device), mode, sigmas.detach().clone(), noise,
+            x0_orig, self.plan.scale_map.to(noise.device), self.mode, sigmas.detach().clone(), noise,
             lambda sigma, n, x0: inner.scale_latent_inpaint(sigma=sigma, noise=n, latent_image=x0),
         )
         options = extra_args["model_options"]
         previous = options.get("transformer_options", {})
-        options["transformer_options"] = {**previous, key: TiledRun(state, plan)}
+        options["transformer_options"] = {**previous, self.key: TiledRun(state, self.plan)}
         try:
             samples = executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
         finally:
             options["transformer_options"] = previous
         return state.write_back(samples)
 
-    def predict_noise(executor, x, timestep, model_options, seed):
-        run = _run(model_options.get("transformer_options", {}), key)
+    def predict_noise(self, executor, x, timestep, model_options, seed):
+        run = self.run(model_options.get("transformer_options", {}))
         return executor(run.state.hold_input(x, timestep), timestep, model_options, seed)
 
-    def post_cfg(args):
-        run = _run(args["model_options"].get("transformer_options", {}), key)
+    def post_cfg(self, args):
+        run = self.run(args["model_options"].get("transformer_options", {}))
         return run.state.blend(args["denoised"], args["sigma"])
 
-    def apply_model(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kwargs):
-        run = transformer_options.get(key)
-        layout = plan.layout
+    def apply_model(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
+                    **kwargs):
+        run = transformer_options.get(self.key)
+        layout = self.plan.layout
         if run is None or tuple(x.shape[-2:]) != (layout.latent_h, layout.latent_w):
             # an area conditioning evaluates a crop: it is small already, evaluate it whole
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
-        state = run.state
-        active = active_tiles(layout, state.weight(t))
+        return self.evaluate(run, executor, x, t, c_concat, c_crossattn, control, transformer_options, kwargs)
+
+    # -- the tiled evaluation -------------------------------------------------------------------
+
+    def active(self, run: TiledRun, t: torch.Tensor) -> list[bool]:
+        """Per tile, whether the model evaluates it at σ = t (else it takes x0_orig)."""
+        return active_tiles(run.plan.layout, run.state.weight(t))
+
+    def evaluate(self, run: TiledRun, executor, x, t, c_concat, c_crossattn, control, transformer_options: dict,
+                 kwargs: dict) -> torch.Tensor:
+        """x0 of the whole model input from tile batches (`samplers.tiled.evaluate_tiled`)."""
+        layout = run.plan.layout
         chunks = len(transformer_options.get("cond_or_uncond", [])) or 1
         if x.shape[0] % chunks:
             chunks = 1
-        fill = state.x0_orig.to(x)
+        fill = run.state.x0_orig.to(x)
         if fill.shape[0] not in (1, x.shape[0]):
             fill = fill.repeat(x.shape[0] // fill.shape[0], *([1] * (fill.dim() - 1)))
         rest = (t, c_concat, c_crossattn, control, kwargs)
@@ -136,12 +176,5 @@ def patch_model(model, original: torch.Tensor, plan: TilePlan, mode: str, tiled_
             if total > 1:
                 bar.setdefault("bar", comfy.utils.ProgressBar(total)).update_absolute(done, total)
 
-        return evaluate_tiled(denoise, x, layout, plan.weights, active, fill, tile_batch_size, chunks, progress)
-
-    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, key, sampler_sample)
-    if mode == "strength":
-        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREDICT_NOISE, key, predict_noise)
-    m.set_model_sampler_post_cfg_function(post_cfg)
-    if tiled_model:
-        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, key, apply_model)
-    return m
+        return evaluate_tiled(denoise, x, layout, run.plan.weights, self.active(run, t), fill, self.tile_batch_size,
+                              chunks, progress)

@@ -8,7 +8,7 @@ import logging
 from comfy_api.latest import io
 
 from ..samplers.tiled import MODES
-from .tiled_hooks import model_geometry, patch_model
+from .tiled_hooks import TiledImg2ImgHook, model_geometry
 from .tiled_inputs import DEFAULTS, build_plan, check_inputs, guide_inputs, layout_inputs, run_inputs
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def tiled_model_patch(node: str, model, latent: dict, mode: str, tiled_model: bo
     downscale, align = model_geometry(model)
     plan = build_plan(node, samples, downscale, align, denoise_mask=denoise_mask, image=image, mode=mode, **plan_kw)
     log.debug("%s: %d tiles, scales %s", node, len(plan.layout), plan.scales)
-    return patch_model(model, samples, plan, mode, tiled_model, tile_batch_size)
+    return TiledImg2ImgHook(samples, plan, mode, tiled_model, tile_batch_size).patch(model)
 
 
 class SoluneTiledImg2Img(io.ComfyNode):

@@ -255,3 +255,18 @@ def test_handoffs_chain_and_load_every_expert(unets):
     assert all(sum(m is e.model for m in loaded) == 1 for e in (first, second, third))
     outer_mid = handoff(inner, third, 0.5)
     assert rel_diff(ksample(outer_mid, latent, steps=3), ksample(second, latent, steps=3)) > 1e-4
+
+
+def test_a_clone_of_the_handoff_shares_its_routing_and_samples_the_same(unets):
+    import comfy.patcher_extension
+
+    structure, detail = experts(unets)
+    structure = structure.clone()
+    structure.set_model_sampler_post_cfg_function(lambda args: args["denoised"])
+    out = handoff(structure, detail, 0.5)
+    clone = out.clone()
+    hook = out.model_options["sampler_post_cfg_function"][0].__self__
+    assert clone.model_options["sampler_post_cfg_function"][0].__self__ is hook
+    assert clone.wrappers[comfy.patcher_extension.WrappersMP.APPLY_MODEL]["solune_expert_handoff"][0].__self__ is hook
+    latent = torch.zeros(1, 4, 8, 8)
+    assert torch.equal(ksample(clone, latent, steps=4), ksample(out, latent, steps=4))

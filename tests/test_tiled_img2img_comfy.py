@@ -260,3 +260,16 @@ def test_tile_map_shades_tiles_by_scale_and_returns_the_scale_map(comfy):
     assert image.shape == (1, 128, 128, 3) and mask.shape == (1, 128, 128)
     assert float(mask[0, 64, 2]) == 0.0 and float(mask[0, 64, -2]) == 1.0
     assert float(image[0, 64, 10, 1]) < 0.1 and float(image[0, 64, 118, 1]) > 0.9  # shaded by scale, off the borders
+
+
+def test_a_clone_of_the_patched_model_shares_the_hook_and_copies_no_tensor(comfy):
+    import comfy.patcher_extension
+
+    lat = latent()
+    patched = tiled_patch(standin_model("epsilon"), lat, min_denoise=0.5, max_denoise=0.5, tiled_model=True)
+    clone = patched.clone()
+    hook = patched.model_options["sampler_post_cfg_function"][-1].__self__
+    assert clone.model_options["sampler_post_cfg_function"][-1].__self__ is hook
+    for kind in (comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, comfy.patcher_extension.WrappersMP.APPLY_MODEL):
+        assert clone.wrappers[kind][hook.key][0].__self__ is hook
+    assert torch.equal(ksample(clone, lat, steps=3, denoise=0.6), ksample(patched, lat, steps=3, denoise=0.6))
