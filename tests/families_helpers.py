@@ -97,9 +97,12 @@ class CallRecorder:
 
     def _wrapper(self, calls):
         def wrapper(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kw):
+            # the model pops ControlNet residuals off their lists: keep a copy of the lists (a
+            # deferred control of Solune's is kept as is, unread)
+            seen = {k: list(v) for k, v in control.items()} if type(control) is dict else control
             out = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kw)
             calls.append({"x": x.clone(), "t": t.clone(), "c_crossattn": c_crossattn, "c_concat": c_concat,
-                          "control": control, "kwargs": dict(kw), "transformer_options": transformer_options, "out": out.clone(), "outer": len(self.outer_calls)})
+                          "control": seen, "kwargs": dict(kw), "transformer_options": transformer_options, "out": out.clone(), "outer": len(self.outer_calls)})
             return out
         return wrapper
 

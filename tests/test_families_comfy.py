@@ -80,27 +80,24 @@ def area_and_mask_conds(family, h, w):
 
 
 # ---------------------------------------------------------------- tile by tile
-def tile_indices(layout, outer_x, inner_x, chunks):
-    """The tiles whose chunk-major crops of outer_x make up inner_x (layout order, one size)."""
-    from solune.samplers.tiled import crop_tiles
+def crop_positions(outer_x, inner_x, chunks):
+    """Where each crop of a chunk-major tile batch sits in the whole input: [(y0, x0), ...].
 
+    Found by search, independent of how Solune lays its tiles out; asserts that every crop (all its
+    rows, cond and uncond) is a crop of the whole input."""
     rows = outer_x.shape[0]
     n = inner_x.shape[0] // rows
-    size = tuple(inner_x.shape[-2:])
+    h, w = inner_x.shape[-2:]
+    H, W = outer_x.shape[-2:]
+    crops = inner_x.reshape(chunks, n, rows // chunks, *inner_x.shape[1:])
+    whole = outer_x.reshape(chunks, rows // chunks, *outer_x.shape[1:])
     found = []
-    for i, tile in enumerate(layout.tiles):
-        if (tile.h, tile.w) != size or len(found) == n:
-            continue
-        if torch.equal(crop_tiles(outer_x, layout, found + [i], chunks), _chunk_prefix(inner_x, chunks, n, len(found) + 1)):
-            found.append(i)
-    assert len(found) == n, "a tile batch is not made of tile crops of the model input"
+    for j in range(n):
+        hits = [(y, x) for y in range(H - h + 1) for x in range(W - w + 1)
+                if torch.equal(whole[..., y:y + h, x:x + w], crops[:, j])]
+        assert len(hits) == 1, f"tile {j} of a batch is not one crop of the model input ({len(hits)} matches)"
+        found.append(hits[0])
     return found
-
-
-def _chunk_prefix(v, chunks, n, k):
-    """The first k tiles of a chunk-major batch of n tiles."""
-    s = v.reshape(chunks, n, v.shape[0] // (chunks * n), *v.shape[1:])[:, :k]
-    return s.reshape(-1, *v.shape[1:])
 
 
 def per_row(v, chunks, n):
@@ -109,51 +106,55 @@ def per_row(v, chunks, n):
     return s.expand(chunks, n, *s.shape[2:]).reshape(-1, *v.shape[1:])
 
 
-def check_tiles_are_the_model_on_their_crops(model, plan, fill, recorder, expect_batches=None):
-    """Every call reaching the model is a batch of tile crops of the whole input it belongs to; its
-    output is the model run on those crops; the whole output is the feathered sum of the tiles."""
-    from solune.samplers.tiled import active_batches, active_tiles
-
-    layout = plan.layout
-    assert recorder.outer_calls
-    evaluated = 0
+def tile_calls(recorder):
+    """[(outer call, [inner calls made for it])] for the whole-size evaluations; area crops checked
+    to be evaluated whole on the way."""
+    out = []
     for e, outer in enumerate(recorder.outer_calls):
         inner = [c for c in recorder.inner_calls if c["outer"] == e]
+        out.append((outer, inner))
+    return out
+
+
+def check_tiles_are_the_model_on_their_crops(model, recorder, latent_hw, reference_control=None):
+    """Every call reaching the model is a batch of crops of the whole input it belongs to, and its
+    output is the model (and, given `reference_control`, the ControlNet) run on those crops alone.
+    Area conditioning (a smaller input) is evaluated whole. Returns [(y0, x0, h, w) per tile call]."""
+    regions = []
+    for outer, inner in tile_calls(recorder):
         x = outer["x"]
-        if tuple(x.shape[-2:]) != (layout.latent_h, layout.latent_w):  # an area crop: evaluated whole
+        if tuple(x.shape[-2:]) != tuple(latent_hw):  # an area crop: evaluated whole, as stock
             assert len(inner) == 1 and torch.equal(inner[0]["x"], x) and torch.equal(inner[0]["out"], outer["out"])
             continue
         chunks = len(outer["transformer_options"]["cond_or_uncond"])
-        acc = torch.zeros(x.shape, dtype=torch.float64)
-        covered = torch.zeros(x.shape[-2:], dtype=torch.bool)
-        done = set()
-        batches = []
         for call in inner:
-            idx = tile_indices(layout, x, call["x"], chunks)
-            batches.append(idx)
-            n = len(idx)
+            pos = crop_positions(x, call["x"], chunks)
+            n = len(pos)
+            h, w = call["x"].shape[-2:]
+            regions += [(y, x0, h, w) for y, x0 in pos]
             kw = {k: per_row(v, chunks, n) if isinstance(v, torch.Tensor) and v.shape[:1] == x.shape[:1] else v
                   for k, v in outer["kwargs"].items()}
+            t, context = per_row(outer["t"], chunks, n), per_row(outer["c_crossattn"], chunks, n)
+            control = call["control"]
+            if reference_control is not None:
+                expected_control = reference_control(call["x"], t, context, kw, pos, chunks)
+                assert_same_control(control, expected_control)
             with torch.no_grad():
-                expected = model.model.apply_model(call["x"], per_row(outer["t"], chunks, n),
-                                                   c_crossattn=per_row(outer["c_crossattn"], chunks, n),
-                                                   control=call["control"], **kw)
+                given = {k: list(v) for k, v in control.items()} if control else control
+                expected = model.model.apply_model(call["x"], t, c_crossattn=context, control=given, **kw)
             assert torch.equal(expected, call["out"]), "a tile's output is not the model run on its crop"
-            out = call["out"].reshape(chunks, n, -1, *call["out"].shape[1:])
-            for j, i in enumerate(idx):
-                t = layout.tiles[i]
-                acc[..., t.y0:t.y1, t.x0:t.x1] += out[:, j].reshape(-1, *out.shape[3:]).double() * plan.weights[i].double()
-                covered[t.slices] = True
-                done.add(i)
-        for i, t in enumerate(layout.tiles):
-            if i not in done:
-                acc[..., t.y0:t.y1, t.x0:t.x1] += fill.expand_as(x)[..., t.y0:t.y1, t.x0:t.x1].double() * plan.weights[i].double()
-        whole = torch.where(covered, acc, fill.expand_as(x).double())
-        assert float((whole - outer["out"].double()).abs().max()) <= 1e-5
-        if expect_batches is not None:
-            assert batches == active_batches(layout, active_tiles(layout, plan.scale_map), TILES["tile_batch_size"])
-        evaluated += len(batches)
-    return evaluated
+    return regions
+
+
+def assert_same_control(got, expected):
+    if expected is None:
+        assert not got, "a tile got control where the ControlNet is off"
+        return
+    assert set(got) == set(expected)
+    for key in expected:
+        assert len(got[key]) == len(expected[key]), key
+        for a, b in zip(got[key], expected[key]):
+            assert (a is None) == (b is None) and (a is None or torch.equal(a, b)), f"control {key} differs"
 
 
 def family_plan(model, lat, **kw):
@@ -174,21 +175,13 @@ def test_tiled_evaluation_is_the_model_run_on_each_tile_crop(files, family, mode
     recorder = CallRecorder()
     patched = recorder.add_inner(tiled_patch(recorder.add_outer(model), lat, tiled_model=True, **kw))
     out = sample(patched, lat, pos, neg)
-    plan = family_plan(model, lat, **kw)
-    fill = model.model.process_latent_in(lat)
-    evaluated = check_tiles_are_the_model_on_their_crops(model, plan, fill, recorder,
-                                                         expect_batches=True if mode == "blend" else None)
-    assert evaluated > 0
-    zero = plan.scale_map == 0
+    regions = check_tiles_are_the_model_on_their_crops(model, recorder, WIDE)
+    assert regions and all(h < WIDE[0] or w < WIDE[1] for _, _, h, w in regions)  # tiles, not the whole image
+    scale = family_plan(model, lat, **kw).scale_map
+    zero = scale == 0
     assert zero.any() and float((out - lat)[..., zero].abs().max()) <= 1e-5
-    # tiles at scale 0 over their footprint never reach the model
-    from solune.samplers.tiled import active_tiles
-
-    never = [i for i, a in enumerate(active_tiles(plan.layout, plan.scale_map)) if not a]
-    assert never
-    seen = {i for e, o in enumerate(recorder.outer_calls) for c in recorder.inner_calls if c["outer"] == e
-            for i in tile_indices(plan.layout, o["x"], c["x"], len(c["transformer_options"]["cond_or_uncond"]))}
-    assert not seen & set(never)
+    # no tile at scale 0 over its footprint reaches the model
+    assert all(bool((scale[y:y + h, x:x + w] != 0).any()) for y, x, h, w in regions)
 
 
 def test_tiled_evaluation_with_area_and_mask_conditioning_crops_or_evaluates_whole(files, family):
@@ -198,8 +191,7 @@ def test_tiled_evaluation_with_area_and_mask_conditioning_crops_or_evaluates_who
     recorder = CallRecorder()
     patched = recorder.add_inner(tiled_patch(recorder.add_outer(model), lat, tiled_model=True, **kw))
     out = sample(patched, lat, pos, neg)
-    plan = family_plan(model, lat, **kw)
     assert any(tuple(o["x"].shape[-2:]) == (4, 4) for o in recorder.outer_calls)  # the area was evaluated
-    check_tiles_are_the_model_on_their_crops(model, plan, model.model.process_latent_in(lat), recorder)
-    zero = plan.scale_map == 0
+    assert check_tiles_are_the_model_on_their_crops(model, recorder, WIDE)
+    zero = family_plan(model, lat, **kw).scale_map == 0
     assert float((out - lat)[..., zero].abs().max()) <= 1e-5
