@@ -200,7 +200,8 @@ class TileControl:
 
 def defer_controls(conds: list, controls: RunControls) -> list:
     """Copies of calc_cond_batch's conds whose ControlNets are `TileControl`s (one per distinct
-    ControlNet, so conds that batch together in ComfyUI still do)."""
+    ControlNet, so conds that batch together in ComfyUI still do). Conds an outer Solune patch
+    deferred already stay its own: its APPLY_MODEL wrapper, outside this one, tiles them."""
     proxies: dict[int, TileControl] = {}
 
     def proxy(control):
@@ -208,5 +209,10 @@ def defer_controls(conds: list, controls: RunControls) -> list:
             proxies[id(control)] = TileControl(control, controls)
         return proxies[id(control)]
 
-    return [None if cond is None else [{**c, "control": proxy(c["control"])} if c.get("control") is not None else c
-                                       for c in cond] for cond in conds]
+    def swap(c):
+        control = c.get("control")
+        if control is None or isinstance(control, TileControl):  # none, or deferred by an outer Solune patch
+            return c
+        return {**c, "control": proxy(control)}
+
+    return [None if cond is None else [swap(c) for c in cond] for cond in conds]

@@ -199,3 +199,23 @@ def test_a_controlnet_for_another_family_fails_with_comfyuis_own_error(files):
 
     assert digits(tiled.value) == digits(stock.value)  # same message but for the tile's sizes
     assert "/comfy/" in tiled.traceback[-1].path.as_posix() or "torch" in tiled.traceback[-1].path.as_posix()
+
+
+def test_two_stacked_tiled_patches_share_one_per_tile_controlnet(files):
+    """A second tiled Solune patch on top of a first: the ControlNet is deferred once and still
+    runs on tiles only; both patches' scale-0 regions come back."""
+    model, lat = load_unet(files, "sd15"), family_latent("sd15", *WIDE)
+    pos, neg, nets = controlled(files, "sd15", "single", *WIDE)
+    first = tiled_patch(model, lat, min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=right_mask(start=12),
+                        tiled_model=True, **TILES)
+    both = tiled_patch(first, lat, min_denoise=1.0, max_denoise=1.0, tiled_model=True, **TILES)
+    shapes, handles = count_controlnet_calls(nets)
+    try:
+        out = sample(both, lat, pos, neg)
+    finally:
+        for h in handles:
+            h.remove()
+    assert shapes and all(s[-2:] != WIDE for s in shapes)
+    zero = family_plan(model, lat, min_denoise=0.0, max_denoise=1.0, scale_mode="mask",
+                       denoise_mask=right_mask(start=12)).scale_map == 0
+    assert float((out - lat)[..., zero].abs().max()) <= 1e-5

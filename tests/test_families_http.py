@@ -82,8 +82,12 @@ def test_family_through_the_api_scale_zero_one_and_tiled(server, family, control
     g, pos, neg = graph(family, controlnet)
     cfg = 1.0 if family == "flux" else 3.0
     runs = {"zero": {**TILING, "max_denoise": 0.0}, "one": {**TILING, "min_denoise": 1.0, "tiled_model": False},
-            "mixed": {**TILING, "scale_mode": "by_area", "layout": "quadtree", "min_tile": 32, "max_tile": 64,
-                      "threshold": 0.5}}
+            "mixed": {**TILING, "scale_mode": "mask", "denoise_mask": ["9", 0]}}
+    # denoise_mask: 1 on the right 48 px, 0 elsewhere, from stock mask nodes
+    g["8"] = {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": W * 8, "height": H * 8}}
+    g["81"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 48, "height": H * 8}}
+    g["9"] = {"class_type": "MaskComposite", "inputs": {"destination": ["8", 0], "source": ["81", 0], "x": W * 8 - 48,
+                                                        "y": 0, "operation": "add"}}
     for i, (name, tiling) in enumerate(runs.items()):
         g[f"3{i}"] = {"class_type": "SoluneTiledImg2Img", "inputs": {"model": ["1", 0], "latent": ["3", 0], **tiling}}
         g[f"4{i}"] = ksampler([f"3{i}", 0], pos, neg, cfg)
@@ -106,5 +110,7 @@ def test_family_through_the_api_scale_zero_one_and_tiled(server, family, control
 def mixed_plan(family, latent, tiling):
     from solune.nodes.tiled_inputs import build_plan
 
-    kw = {k: v for k, v in tiling.items() if k not in ("mode", "tiled_model", "tile_batch_size")}
-    return build_plan("test", latent, 8, 2 if family == "flux" else 1, **kw)
+    mask = torch.zeros(1, H * 8, W * 8)
+    mask[..., W * 8 - 48:] = 1.0
+    kw = {k: v for k, v in tiling.items() if k not in ("mode", "tiled_model", "tile_batch_size", "denoise_mask")}
+    return build_plan("test", latent, 8, 2 if family == "flux" else 1, denoise_mask=mask, **kw)
