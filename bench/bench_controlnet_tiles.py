@@ -21,14 +21,15 @@ import sys
 import time
 
 CONFIGS = {
-    "tiled_controlnet": dict(tiled_model=True, controlnet=True),
-    "whole_controlnet": dict(tiled_model=False, controlnet=True),
-    "tiled_plain": dict(tiled_model=True, controlnet=False),
+    "tiled_controlnet": {"tiled_model": True, "controlnet": True},
+    "whole_controlnet": {"tiled_model": False, "controlnet": True},
+    "tiled_plain": {"tiled_model": True, "controlnet": False},
 }
-UNET = dict(in_channels=4, model_channels=32, num_res_blocks=[1, 1], channel_mult=[1, 2], transformer_depth=[0, 1],
-            transformer_depth_middle=1, context_dim=768, num_heads=1, num_head_channels=-1,
-            use_linear_in_transformer=False, adm_in_channels=None, use_spatial_transformer=True, image_size=32,
-            use_temporal_attention=False, use_temporal_resblock=False, legacy=False, use_checkpoint=False)
+UNET = {"in_channels": 4, "model_channels": 32, "num_res_blocks": [1, 1], "channel_mult": [1, 2],
+        "transformer_depth": [0, 1], "transformer_depth_middle": 1, "context_dim": 768, "num_heads": 1,
+        "num_head_channels": -1, "use_linear_in_transformer": False, "adm_in_channels": None,
+        "use_spatial_transformer": True, "image_size": 32, "use_temporal_attention": False,
+        "use_temporal_resblock": False, "legacy": False, "use_checkpoint": False}
 
 
 def rss_mib() -> float:
@@ -60,11 +61,11 @@ def one_run(name: str, size: int, steps: int) -> dict:
     import comfy.ops
     import comfy.sample
     import comfy.supported_models
-    import nodes
     import torch
-
     from solune.nodes.tiled_img2img import SoluneTiledImg2Img
     from solune.nodes.tiled_inputs import DEFAULTS
+
+    import nodes
 
     cfg = CONFIGS[name]
     config = comfy.supported_models.SD15(dict(UNET, out_channels=4, transformer_depth_output=[1, 1, 0, 0]))

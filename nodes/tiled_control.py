@@ -23,6 +23,7 @@ ComfyUI computes it once per run for the whole image.
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 from collections.abc import Sequence
 
@@ -72,7 +73,7 @@ class RunControls:
         key = id(control)
         if key not in self.whole:
             copies = [_fresh_copy(c) for c in _chain(control)]
-            for a, b in zip(copies, copies[1:]):
+            for a, b in itertools.pairwise(copies):
                 a.previous_controlnet = b
             self.whole[key] = (control, copies[0])  # keep the original alive with its id
         return self.whole[key][1]
@@ -113,7 +114,7 @@ class RunControls:
                 t.extra_concat_orig = [crop_rows(e, regions, cr, rows, chunks, hint.shape[0]) if e.dim() == 4 else e
                                        for e in extra]
             copies.append(t)
-        for a, b in zip(copies, copies[1:]):
+        for a, b in itertools.pairwise(copies):
             a.previous_controlnet = b
         return copies[0]
 

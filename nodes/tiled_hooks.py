@@ -187,7 +187,7 @@ class TiledImg2ImgHook:
             comfy.model_management.throw_exception_if_processing_interrupted()
             tt, cc, ca, ctl, kw = tile_args(rest, layout, indices, x.shape[0], chunks)
             if deferred is not None:  # the ControlNet on this batch's crops (nodes/tiled_control.py)
-                regions = [(layout.tiles[i].y0, layout.tiles[i].x0, layout.tiles[i].h, layout.tiles[i].w) for i in indices]
+                regions = [(t.y0, t.x0, t.h, t.w) for t in (layout.tiles[i] for i in indices)]
                 cond = {"c_concat": cc, "c_crossattn": ca, **kw, "transformer_options": transformer_options}
                 ctl = deferred.for_tiles(x_tiles, tt, cond, regions, chunks, transformer_options)
             return executor(x_tiles, tt, cc, ca, ctl, transformer_options, **kw)

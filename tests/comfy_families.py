@@ -71,17 +71,19 @@ def save(state_dict: dict, path: Path) -> Path:
 
 
 # ---------------------------------------------------------------- UNets and their ControlNet
-SD15_UNET = dict(
-    in_channels=4, out_channels=4, model_channels=320, num_res_blocks=[1, 1], channel_mult=[1, 1],
-    transformer_depth=[1, 0], transformer_depth_output=[1, 1, 0, 0], transformer_depth_middle=0, context_dim=768,
-    num_heads=8, num_head_channels=-1, use_linear_in_transformer=False, adm_in_channels=None,
-)
-SDXL_UNET = dict(
-    in_channels=4, out_channels=4, model_channels=320, num_res_blocks=[1, 2], channel_mult=[1, 1],
-    transformer_depth=[0, 2, 5], transformer_depth_output=[1, 1, 1, 0, 0], transformer_depth_middle=1,
-    context_dim=2048, num_heads=-1, num_head_channels=64, use_linear_in_transformer=True, adm_in_channels=2816,
-    num_classes="sequential",
-)
+SD15_UNET = {
+    "in_channels": 4, "out_channels": 4, "model_channels": 320, "num_res_blocks": [1, 1], "channel_mult": [1, 1],
+    "transformer_depth": [1, 0], "transformer_depth_output": [1, 1, 0, 0], "transformer_depth_middle": 0,
+    "context_dim": 768,
+    "num_heads": 8, "num_head_channels": -1, "use_linear_in_transformer": False, "adm_in_channels": None,
+}
+SDXL_UNET = {
+    "in_channels": 4, "out_channels": 4, "model_channels": 320, "num_res_blocks": [1, 2], "channel_mult": [1, 1],
+    "transformer_depth": [0, 2, 5], "transformer_depth_output": [1, 1, 1, 0, 0], "transformer_depth_middle": 1,
+    "context_dim": 2048, "num_heads": -1, "num_head_channels": 64, "use_linear_in_transformer": True,
+    "adm_in_channels": 2816,
+    "num_classes": "sequential",
+}
 
 
 def sdxl_unet_state_dict(seed: int = 0) -> dict:
@@ -102,7 +104,8 @@ def controlnet_state_dict(unet: dict, seed: int = 10, hint_channels: int = 3) ->
     import comfy.ops
 
     cfg = {k: v for k, v in unet.items() if k not in ("out_channels", "transformer_depth_output")}
-    net = comfy.cldm.cldm.ControlNet(image_size=32, hint_channels=hint_channels, use_spatial_transformer=True, dtype=torch.float32,
+    net = comfy.cldm.cldm.ControlNet(image_size=32, hint_channels=hint_channels, use_spatial_transformer=True,
+                                     dtype=torch.float32,
                                      device="cpu", operations=comfy.ops.disable_weight_init, **cfg)
     return _state_dict(default_init(net, seed), prefix="control_model.")
 
@@ -122,11 +125,12 @@ def sd3_state_dict(seed: int = 0) -> dict:
     return _state_dict(default_init(net, seed))
 
 
-FLUX = dict(
-    in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=4096, hidden_size=3072, mlp_ratio=4.0,
-    num_heads=24, depth=1, depth_single_blocks=1, axes_dim=[16, 56, 56], theta=10000, patch_size=2, qkv_bias=True,
-    guidance_embed=True,
-)
+FLUX = {
+    "in_channels": 16, "out_channels": 16, "vec_in_dim": 768, "context_in_dim": 4096, "hidden_size": 3072,
+    "mlp_ratio": 4.0, "num_heads": 24, "depth": 1, "depth_single_blocks": 1, "axes_dim": [16, 56, 56], "theta": 10000,
+    "patch_size": 2, "qkv_bias": True,
+    "guidance_embed": True,
+}
 
 
 def flux_state_dict(seed: int = 0) -> dict:

@@ -43,7 +43,7 @@ class FamilyFiles:
                           functools.partial(F.controlnet_state_dict, cfg, hint_channels=hint_channels))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_unet(path: str):
     import comfy.sd
 
@@ -96,13 +96,16 @@ class CallRecorder:
         self.outer_calls, self.inner_calls = [], []
 
     def _wrapper(self, calls):
-        def wrapper(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kw):
+        def wrapper(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options=None, **kw):
             # the model pops ControlNet residuals off their lists: keep a copy of the lists (a
             # deferred control of Solune's is kept as is, unread)
+            if transformer_options is None:
+                transformer_options = {}
             seen = {k: list(v) for k, v in control.items()} if type(control) is dict else control
             out = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kw)
             calls.append({"x": x.clone(), "t": t.clone(), "c_crossattn": c_crossattn, "c_concat": c_concat,
-                          "control": seen, "kwargs": dict(kw), "transformer_options": transformer_options, "out": out.clone(), "outer": len(self.outer_calls)})
+                          "control": seen, "kwargs": dict(kw), "transformer_options": transformer_options,
+                          "out": out.clone(), "outer": len(self.outer_calls)})
             return out
         return wrapper
 
@@ -110,12 +113,14 @@ class CallRecorder:
         import comfy.patcher_extension
 
         m = model.clone()
-        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test_outer", self._wrapper(self.outer_calls))
+        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test_outer",
+                               self._wrapper(self.outer_calls))
         return m
 
     def add_inner(self, model):
         import comfy.patcher_extension
 
         m = model.clone()
-        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test_inner", self._wrapper(self.inner_calls))
+        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test_inner",
+                               self._wrapper(self.inner_calls))
         return m

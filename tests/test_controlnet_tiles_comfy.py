@@ -7,15 +7,31 @@ tiles at scale 0 run neither the model nor the ControlNet."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 
 import pytest
 import torch
-
-from families_helpers import (CONTROLNET_FAMILIES, CallRecorder, FamilyFiles, apply_controlnet, family_latent,
-                              hint_image, load_controlnet, load_unet, sample)
-from test_families_comfy import TILES, WIDE, check_tiles_are_the_model_on_their_crops, conds, family_plan, right_mask
+from families_helpers import (
+    CONTROLNET_FAMILIES,
+    CallRecorder,
+    FamilyFiles,
+    apply_controlnet,
+    family_latent,
+    hint_image,
+    load_controlnet,
+    load_unet,
+    sample,
+)
+from test_families_comfy import (
+    TILES,
+    WIDE,
+    check_tiles_are_the_model_on_their_crops,
+    conds,
+    family_plan,
+    right_mask,
+)
 from tiled_comfy_helpers import tiled_patch
 
 pytestmark = pytest.mark.comfyui
@@ -97,7 +113,7 @@ def reference_control(model, control, latent_hw):
                                       n, chunks, b))
             r.extra_concat_orig = extra
             copies.append(r)
-        for a, p in zip(copies, copies[1:]):
+        for a, p in itertools.pairwise(copies):
             a.set_previous_controlnet(p)
         copies[0].pre_run(model.model, lambda p: model.model.model_sampling.percent_to_sigma(p))
         with torch.no_grad():
@@ -206,8 +222,8 @@ def test_two_stacked_tiled_patches_share_one_per_tile_controlnet(files):
     runs on tiles only; both patches' scale-0 regions come back."""
     model, lat = load_unet(files, "sd15"), family_latent("sd15", *WIDE)
     pos, neg, nets = controlled(files, "sd15", "single", *WIDE)
-    first = tiled_patch(model, lat, min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=right_mask(start=12),
-                        tiled_model=True, **TILES)
+    first = tiled_patch(model, lat, min_denoise=0.0, max_denoise=1.0, scale_mode="mask",
+                        denoise_mask=right_mask(start=12), tiled_model=True, **TILES)
     both = tiled_patch(first, lat, min_denoise=1.0, max_denoise=1.0, tiled_model=True, **TILES)
     shapes, handles = count_controlnet_calls(nets)
     try:

@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from families_helpers import FAMILIES, CallRecorder, FamilyFiles, family_latent, load_unet, sample
+from families_helpers import (
+    FAMILIES,
+    CallRecorder,
+    FamilyFiles,
+    family_latent,
+    load_unet,
+    sample,
+)
 from tiled_comfy_helpers import tiled_patch
 
 pytestmark = pytest.mark.comfyui
 
 MODES = ["blend", "strength"]
-TILES = dict(tile_width=48, tile_height=64, overlap=16, tile_batch_size=3)  # 8x16 latents: one row of 4 tiles
+TILES = {"tile_width": 48, "tile_height": 64, "overlap": 16, "tile_batch_size": 3}  # 8x16 latents: one row of 4 tiles
 SIZE, WIDE = (8, 8), (8, 16)  # latent sizes of the whole-image and of the tiled runs
 
 
@@ -163,7 +169,8 @@ def family_plan(model, lat, **kw):
 
     args = {**DEFAULTS, **TILES, **kw}
     downscale, align = model_geometry(model)
-    plan_kw = {k: v for k, v in args.items() if k not in ("mode", "tiled_model", "tile_batch_size", "denoise_mask", "image")}
+    skip = ("mode", "tiled_model", "tile_batch_size", "denoise_mask", "image")
+    plan_kw = {k: v for k, v in args.items() if k not in skip}
     return build_plan("test", lat, downscale, align, denoise_mask=kw.get("denoise_mask"), **plan_kw)
 
 
@@ -171,7 +178,8 @@ def family_plan(model, lat, **kw):
 def test_tiled_evaluation_is_the_model_run_on_each_tile_crop(files, family, mode):
     model, lat = load_unet(files, family), family_latent(family, *WIDE)
     pos, neg = conds(family)
-    kw = dict(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=right_mask(start=12), mode=mode, **TILES)
+    kw = {"min_denoise": 0.0, "max_denoise": 1.0, "scale_mode": "mask", "denoise_mask": right_mask(start=12),
+          "mode": mode, **TILES}
     recorder = CallRecorder()
     patched = recorder.add_inner(tiled_patch(recorder.add_outer(model), lat, tiled_model=True, **kw))
     out = sample(patched, lat, pos, neg)

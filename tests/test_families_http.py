@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from comfy_harness import ComfyServer, load_output_latent, locate_comfyui
 from families_helpers import FamilyFiles, family_latent, hint_image
 
@@ -35,7 +34,8 @@ def server(comfy, tmp_path_factory):
         (models / sub).mkdir(parents=True, exist_ok=True)
         (models / sub / path.name).symlink_to(path)
     (base / "custom_nodes").mkdir(parents=True, exist_ok=True)
-    (base / "custom_nodes" / "solune_test_conditioning").symlink_to(Path(__file__).parent / "fixtures" / "conditioning_node")
+    node = Path(__file__).parent / "fixtures" / "conditioning_node"
+    (base / "custom_nodes" / "solune_test_conditioning").symlink_to(node)
     (base / "input").mkdir(exist_ok=True)
     for family in ("sdxl", "flux"):
         latent = family_latent(family, H, W, seed=11)
@@ -52,7 +52,8 @@ def server(comfy, tmp_path_factory):
 
 def graph(family, controlnet):
     g = {
-        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": f"tiny_{family}.safetensors", "weight_dtype": "default"}},
+        "1": {"class_type": "UNETLoader",
+              "inputs": {"unet_name": f"tiny_{family}.safetensors", "weight_dtype": "default"}},
         "2": {"class_type": "SoluneTestConditioning", "inputs": {"family": family, "seed": 1}},
         "3": {"class_type": "LoadLatent", "inputs": {"latent": f"{family}.latent"}},
         "20": {"class_type": "SaveLatent", "inputs": {"samples": ["3", 0], "filename_prefix": "orig"}},
@@ -62,19 +63,20 @@ def graph(family, controlnet):
         g["4"] = {"class_type": "FluxGuidance", "inputs": {"conditioning": pos, "guidance": 3.5}}
         pos = ["4", 0]
     if controlnet:
-        g["5"] = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": "tiny_sdxl_controlnet_3.safetensors"}}
+        g["5"] = {"class_type": "ControlNetLoader",
+                  "inputs": {"control_net_name": "tiny_sdxl_controlnet_3.safetensors"}}
         g["6"] = {"class_type": "LoadImage", "inputs": {"image": "hint.png"}}
-        g["7"] = {"class_type": "ControlNetApplyAdvanced", "inputs": {"positive": pos, "negative": neg, "control_net": ["5", 0],
-                                                                      "image": ["6", 0], "strength": 0.9,
-                                                                      "start_percent": 0.0, "end_percent": 0.8}}
+        g["7"] = {"class_type": "ControlNetApplyAdvanced",
+                  "inputs": {"positive": pos, "negative": neg, "control_net": ["5", 0], "image": ["6", 0],
+                             "strength": 0.9, "start_percent": 0.0, "end_percent": 0.8}}
         pos, neg = ["7", 0], ["7", 1]
     return g, pos, neg
 
 
 def ksampler(model, pos, neg, cfg):
-    return {"class_type": "KSampler", "inputs": {"model": model, "seed": 3, "steps": 2, "cfg": cfg, "sampler_name": "euler",
-                                                 "scheduler": "simple", "positive": pos, "negative": neg,
-                                                 "latent_image": ["3", 0], "denoise": 0.6}}
+    return {"class_type": "KSampler",
+            "inputs": {"model": model, "seed": 3, "steps": 2, "cfg": cfg, "sampler_name": "euler",
+                       "scheduler": "simple", "positive": pos, "negative": neg, "latent_image": ["3", 0], "denoise": 0.6}}
 
 
 @pytest.mark.parametrize("family,controlnet", [("sdxl", True), ("flux", False)])
