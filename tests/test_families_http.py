@@ -76,7 +76,8 @@ def graph(family, controlnet):
 def ksampler(model, pos, neg, cfg):
     return {"class_type": "KSampler",
             "inputs": {"model": model, "seed": 3, "steps": 2, "cfg": cfg, "sampler_name": "euler",
-                       "scheduler": "simple", "positive": pos, "negative": neg, "latent_image": ["3", 0], "denoise": 0.6}}
+                       "scheduler": "simple", "positive": pos, "negative": neg, "latent_image": ["3", 0],
+                       "denoise": 0.6}}
 
 
 @pytest.mark.parametrize("family,controlnet", [("sdxl", True), ("flux", False)])
