@@ -10,14 +10,13 @@ fresh subprocess per configuration (resource.getrusage), so the figures include 
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import time
 
 import torch
 
-from solune.samplers.tiled import PreserveState, active_tiles, evaluate_tiled, make_plan
+from solune.samplers.tiled import PreserveState, TileSettings, evaluate_tiled, make_plan
 
 
 class Denoiser(torch.nn.Module):
@@ -60,7 +59,8 @@ def best_of(fn, repeat=3):
 def overhead(net, size, steps):
     x0 = torch.randn(1, 4, size, size)
     sigmas = torch.linspace(2.0, 0.0, steps + 1)
-    plan = make_plan(size, size, min_denoise=0.2, max_denoise=0.8, scale_mode="mask", denoise_mask=torch.rand(size, size))
+    plan = make_plan(size, size, TileSettings(min_denoise=0.2, max_denoise=0.8, scale_mode="mask"),
+                     denoise_mask=torch.rand(size, size))
     state = PreserveState(x0, plan.scale_map, "blend")
     noise = torch.randn_like(x0)
     stock_run = lambda: euler(net, x0 + sigmas[0] * noise, sigmas)  # noqa: E731
@@ -76,7 +76,7 @@ def overhead(net, size, steps):
 @torch.no_grad()
 def tiled_time(net, size, fraction_zero, batch, repeat=5):
     x = torch.randn(1, 4, size, size)
-    plan = make_plan(size, size, min_denoise=1.0, max_denoise=1.0, align=4, tile_width=256, tile_height=256)
+    plan = make_plan(size, size, TileSettings(min_denoise=1.0, max_denoise=1.0, tile_width=256, tile_height=256), align=4)
     n = len(plan.layout)
     k = round(fraction_zero * n)
     scales = torch.ones(size, size)
@@ -87,7 +87,7 @@ def tiled_time(net, size, fraction_zero, batch, repeat=5):
 
 
 def area_ratio(size):
-    plan = make_plan(size, size, min_denoise=1.0, max_denoise=1.0, align=4)
+    plan = make_plan(size, size, TileSettings(min_denoise=1.0, max_denoise=1.0), align=4)
     return sum(t.area for t in plan.layout.tiles) / (size * size), len(plan.layout)
 
 
@@ -96,14 +96,14 @@ def peak_child(kind, size):
         "import resource, torch, sys\n"
         "sys.argv=['x']\n"
         "from bench.bench_tiled import Denoiser\n"
-        "from solune.samplers.tiled import evaluate_tiled, make_plan\n"
+        "from solune.samplers.tiled import TileSettings, evaluate_tiled, make_plan\n"
         "torch.set_grad_enabled(False)\n"
         f"net = Denoiser(); x = torch.randn(1, 4, {size}, {size})\n"
         "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         f"if '{kind}' == 'whole':\n"
         "    net(x, torch.ones(1))\n"
         "else:\n"
-        f"    plan = make_plan({size}, {size}, min_denoise=1.0, max_denoise=1.0, align=4)\n"
+        f"    plan = make_plan({size}, {size}, TileSettings(min_denoise=1.0, max_denoise=1.0), align=4)\n"
         "    evaluate_tiled(lambda xt, i: net(xt, torch.ones(xt.shape[0])), x, plan.layout, plan.weights, [True]*len(plan.layout), x, 4)\n"
         "print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )

@@ -22,7 +22,8 @@ from __future__ import annotations
 import comfy.patcher_extension
 from comfy_api.latest import io
 
-from ..samplers import ExpertHandoff, check_fraction
+from ..checks import check_number, error_of
+from ..samplers import ExpertHandoff
 from ..velocity import ddpm_sigma_to_flow_t, flow_t_to_ddpm_sigma
 from . import comfy_internals
 from .model_checks import frame_of
@@ -33,13 +34,12 @@ MODEL_KEYS = ("patches", "patches_replace", "wrappers", "callbacks")
 
 
 def check_handoff_inputs(switch=None, blend_width=None) -> str | None:
-    for name, value in (("switch", switch), ("blend_width", blend_width)):
-        if value is None:
-            continue
-        try:
-            check_fraction(name, value)
-        except ValueError as err:
-            return str(err) + (" (the fraction of the schedule done when control passes to detail_model)" if name == "switch" else "")
+    """The message for a bad switch / blend_width, or None (None values are not known yet)."""
+    if switch is not None and (error := error_of(check_number, "switch", switch, 0.0, 1.0,
+                                                 hint="the fraction of the schedule done when control passes to detail_model")):
+        return error
+    if blend_width is not None:
+        return error_of(check_number, "blend_width", blend_width, 0.0, 1.0)
     return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import comfy.model_sampling
 import torch
 
-from ..velocity import VelocityModelSampling
+from ..velocity import VelocityModelSampling, alphas_cumprod_from_sigmas
 
 #: the Solune SAMPLER node meant for each prediction type
 SAMPLER_FOR = {"sol_v": "SoluneSamplerSolDDPM", "lune_flow": "SoluneSamplerLuneEuler", "epsilon": "SoluneSamplerEpsilonDDIM"}
@@ -68,4 +68,4 @@ def ddpm_alphas_cumprod_of(ms) -> torch.Tensor:
     table = getattr(ms, "alphas_cumprod", None)
     if isinstance(ms, VelocityModelSampling) and table is not None:
         return table.double().cpu()
-    return 1.0 / (1.0 + ms.sigmas.double().cpu() ** 2)
+    return alphas_cumprod_from_sigmas(ms.sigmas.double().cpu())

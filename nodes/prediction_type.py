@@ -6,6 +6,7 @@ import logging
 
 from comfy_api.latest import io
 
+from ..checks import check_bool, check_choice, error_of
 from ..velocity import PREDICTION_TYPES, check_shift
 from .comfy_sampling import comfy_model_sampling
 
@@ -14,24 +15,18 @@ log = logging.getLogger(__name__)
 PREDICTIONS = list(PREDICTION_TYPES)
 
 
-def shift_error(shift) -> str | None:
-    """The velocity core's message for a flow shift that is not a finite number > 0, or None."""
-    try:
+def _check_prediction_inputs(prediction, shift, zero_terminal_snr) -> None:
+    if prediction is not None:
+        check_choice("prediction", prediction, PREDICTIONS)
+    if shift is not None:
         check_shift(shift)
-    except ValueError as err:
-        return str(err)
-    return None
+    if zero_terminal_snr is not None:
+        check_bool("zero_terminal_snr", zero_terminal_snr)
 
 
 def check_prediction_inputs(prediction, shift, zero_terminal_snr=False) -> str | None:
     """The error message for bad node inputs, or None. Linked (not yet known) values pass."""
-    if prediction is not None and prediction not in PREDICTION_TYPES:
-        return f"prediction must be one of {', '.join(PREDICTIONS)}; got {prediction!r}"
-    if shift is not None and (error := shift_error(shift)):
-        return error
-    if zero_terminal_snr is not None and not isinstance(zero_terminal_snr, bool):
-        return f"zero_terminal_snr must be true or false; got {zero_terminal_snr!r}"
-    return None
+    return error_of(_check_prediction_inputs, prediction, shift, zero_terminal_snr)
 
 
 class SolunePredictionType(io.ComfyNode):

@@ -6,25 +6,21 @@ starts, that the model is patched with the matching prediction type, and adds in
 
 from __future__ import annotations
 
-
 import comfy.model_management
 import comfy.samplers
 from comfy_api.latest import io
 
-from ..samplers import check_fraction, lune_sigmas, sample_epsilon_ddim, sample_lune_euler, sample_sol_ddpm
+from ..checks import check_bool, check_int, check_number, error_of
+from ..samplers import lune_sigmas, sample_epsilon_ddim, sample_lune_euler, sample_sol_ddpm
+from ..velocity import check_shift
 from .model_checks import ddpm_alphas_cumprod_of, prediction_error, sampler_model_sampling
-from .prediction_type import shift_error
 
 
 def _number_in(name, value, low, high, low_open=False):
-    """Error text unless value is a finite number in [low, high] ((low, high] if low_open)."""
+    """Error text unless value is a finite number in [low, high] ((low, high] if low_open); None passes."""
     if value is None:
         return None
-    try:
-        check_fraction(name, value, low, high, low_open)
-    except ValueError as err:
-        return str(err)
-    return None
+    return error_of(check_number, name, value, low, high, lo_open=low_open)
 
 
 def checked_sampler(node_id: str, expected: str, function, **knobs):
@@ -132,21 +128,21 @@ class SoluneSamplerLuneEuler(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, quantize_timesteps=None) -> bool | str:
-        if quantize_timesteps is not None and not isinstance(quantize_timesteps, bool):
-            return f"quantize_timesteps must be true or false; got {quantize_timesteps!r}"
-        return True
+        if quantize_timesteps is None:
+            return True
+        return error_of(check_bool, "quantize_timesteps", quantize_timesteps) or True
 
     @classmethod
     def execute(cls, quantize_timesteps) -> io.NodeOutput:
-        if not isinstance(quantize_timesteps, bool):
-            raise ValueError(f"SoluneSamplerLuneEuler: quantize_timesteps must be true or false; got {quantize_timesteps!r}")
+        if error := error_of(check_bool, "quantize_timesteps", quantize_timesteps):
+            raise ValueError(f"SoluneSamplerLuneEuler: {error}")
         return io.NodeOutput(checked_sampler("SoluneSamplerLuneEuler", "lune_flow", sample_lune_euler, quantize_timesteps=quantize_timesteps))
 
 
 def check_scheduler_inputs(steps=None, shift=None, denoise=None) -> str | None:
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 10000):
-        return f"steps must be an integer in [1, 10000]; got {steps!r}"
-    if shift is not None and (error := shift_error(shift)):
+    if steps is not None and (error := error_of(check_int, "steps", steps, 1, 10000)):
+        return error
+    if shift is not None and (error := error_of(check_shift, shift)):
         return error
     return _number_in("denoise", denoise, 0.0, 1.0, low_open=True)
 

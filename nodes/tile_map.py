@@ -6,7 +6,7 @@ import torch
 from comfy_api.latest import io
 
 from ..samplers.tiled import TilePlan
-from .tiled_inputs import DEFAULTS, build_plan, check_inputs, guide_inputs, layout_inputs
+from .tiled_inputs import build_plan, guide_inputs, setting_inputs, settings_error, settings_from
 
 BORDER = (1.0, 0.25, 0.1)  # tile borders, orange-red
 
@@ -51,7 +51,7 @@ class SoluneTileMap(io.ComfyNode):
             ),
             inputs=[
                 io.Latent.Input("latent", tooltip="The latent whose size the layout covers (and that drives the quadtree without an image)."),
-                *layout_inputs(),
+                *setting_inputs("layout"),
                 *guide_inputs(),
                 io.Model.Input("model", optional=True,
                                tooltip="The model, for its patch size (tiles align to it); without it tiles align to 1 latent unit."),
@@ -64,15 +64,14 @@ class SoluneTileMap(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, **kw) -> bool | str:
-        return check_inputs("SoluneTileMap", **kw) or True
+        return settings_error("SoluneTileMap", **kw) or True
 
     @classmethod
     def execute(cls, latent, denoise_mask=None, image=None, model=None, **kw) -> io.NodeOutput:
         from .tiled_hooks import model_geometry
 
         downscale, align = model_geometry(model) if model is not None else (8, 1)
-        plan_kw = {k: kw.get(k, DEFAULTS[k]) for k in ("min_denoise", "max_denoise", "layout", "scale_mode", "tile_width",
-                                                         "tile_height", "overlap", "falloff", "min_tile", "max_tile",
-                                                         "threshold", "criterion")}
-        plan = build_plan("SoluneTileMap", latent["samples"], downscale, align, denoise_mask=denoise_mask, image=image, **plan_kw)
+        settings = settings_from("SoluneTileMap", **kw)
+        plan = build_plan("SoluneTileMap", settings, latent["samples"], downscale, align, denoise_mask=denoise_mask,
+                          image=image)
         return io.NodeOutput(*render_tile_map(plan, downscale, image))

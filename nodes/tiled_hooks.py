@@ -75,8 +75,8 @@ def check_original(original: torch.Tensor, sampled: torch.Tensor) -> None:
         )
     if original.shape[0] not in (1, sampled.shape[0]):
         raise ValueError(
-            f"{NODE}: latent batch {original.shape[0]} must be 1 (broadcast) or the sampled batch "
-            f"{sampled.shape[0]}"
+            f"{NODE}: latent batch must be 1 (broadcast) or the sampled batch {sampled.shape[0]}; "
+            f"got {original.shape[0]}"
         )
 
 

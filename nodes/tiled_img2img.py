@@ -7,37 +7,21 @@ import logging
 
 from comfy_api.latest import io
 
-from ..samplers.tiled import MODES
+from ..checks import check_choice, error_of
 from .tiled_hooks import TiledImg2ImgHook, model_geometry
-from .tiled_inputs import DEFAULTS, build_plan, check_inputs, guide_inputs, layout_inputs, run_inputs
+from .tiled_inputs import build_plan, guide_inputs, setting_inputs, settings_error, settings_from
 
 log = logging.getLogger(__name__)
 
-PLAN_KEYS = ("min_denoise", "max_denoise", "layout", "scale_mode", "tile_width", "tile_height", "overlap", "falloff",
-             "min_tile", "max_tile", "threshold", "criterion")
 
-
-def _check_run(node: str, mode, tile_batch_size, tiled_model) -> str | None:
-    if mode is not None and mode not in MODES:
-        return f"{node}: mode must be one of {', '.join(MODES)}; got {mode!r}"
-    if tile_batch_size is not None and (isinstance(tile_batch_size, bool) or not isinstance(tile_batch_size, int) or tile_batch_size < 1):
-        return f"{node}: tile_batch_size must be an integer >= 1; got {tile_batch_size!r}"
-    if tiled_model is not None and not isinstance(tiled_model, bool):
-        return f"{node}: tiled_model must be true or false; got {tiled_model!r}"
-    return None
-
-
-def tiled_model_patch(node: str, model, latent: dict, mode: str, tiled_model: bool, tile_batch_size: int,
-                      denoise_mask=None, image=None, **plan_kw):
-    """Validate, plan and patch; shared by both nodes. Nothing is modified on error."""
-    error = _check_run(node, mode, tile_batch_size, tiled_model)
-    if error:
-        raise ValueError(error)
+def tiled_model_patch(node: str, model, latent: dict, denoise_mask=None, image=None, **values):
+    """Check, plan and patch; shared by both nodes. Nothing is modified on error."""
+    settings = settings_from(node, **values)
     samples = latent["samples"]
     downscale, align = model_geometry(model)
-    plan = build_plan(node, samples, downscale, align, denoise_mask=denoise_mask, image=image, mode=mode, **plan_kw)
+    plan = build_plan(node, settings, samples, downscale, align, denoise_mask=denoise_mask, image=image)
     log.debug("%s: %d tiles, scales %s", node, len(plan.layout), plan.scales)
-    return TiledImg2ImgHook(samples, plan, mode, tiled_model, tile_batch_size).patch(model)
+    return TiledImg2ImgHook(samples, plan, settings.mode, settings.tiled_model, settings.tile_batch_size).patch(model)
 
 
 class SoluneTiledImg2Img(io.ComfyNode):
@@ -58,23 +42,20 @@ class SoluneTiledImg2Img(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="The model to patch (a copy is patched)."),
                 io.Latent.Input("latent", tooltip="The clean original LATENT (what you encoded); it is preserved where the scale is below 1."),
-                *layout_inputs(),
-                *run_inputs(),
+                *setting_inputs("layout"),
+                *setting_inputs("run"),
                 *guide_inputs(),
             ],
             outputs=[io.Model.Output(tooltip="The patched copy of the model.")],
         )
 
     @classmethod
-    def validate_inputs(cls, mode=None, tile_batch_size=None, tiled_model=None, **kw) -> bool | str:
-        return _check_run("SoluneTiledImg2Img", mode, tile_batch_size, tiled_model) or check_inputs("SoluneTiledImg2Img", **kw) or True
+    def validate_inputs(cls, **kw) -> bool | str:
+        return settings_error("SoluneTiledImg2Img", **kw) or True
 
     @classmethod
-    def execute(cls, model, latent, mode=DEFAULTS["mode"], tiled_model=DEFAULTS["tiled_model"],
-                tile_batch_size=DEFAULTS["tile_batch_size"], denoise_mask=None, image=None, **kw) -> io.NodeOutput:
-        plan_kw = {k: kw.get(k, DEFAULTS[k]) for k in PLAN_KEYS}
-        return io.NodeOutput(tiled_model_patch("SoluneTiledImg2Img", model, latent, mode, tiled_model, tile_batch_size,
-                                               denoise_mask, image, **plan_kw))
+    def execute(cls, model, latent, denoise_mask=None, image=None, **kw) -> io.NodeOutput:
+        return io.NodeOutput(tiled_model_patch("SoluneTiledImg2Img", model, latent, denoise_mask, image, **kw))
 
 
 class SoluneTiledSampler(io.ComfyNode):
@@ -106,36 +87,35 @@ class SoluneTiledSampler(io.ComfyNode):
                 io.Latent.Input("latent_image", tooltip="The clean original LATENT: it is sampled and preserved per tile."),
                 io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01,
                                tooltip="KSampler denoise of the whole run; per-tile scales act inside it."),
-                *layout_inputs(),
-                *run_inputs(),
+                *setting_inputs("layout"),
+                *setting_inputs("run"),
                 *guide_inputs(),
             ],
             outputs=[io.Latent.Output(tooltip="The sampled latent.")],
         )
 
     @classmethod
-    def validate_inputs(cls, mode=None, tile_batch_size=None, tiled_model=None, sampler_name=None, scheduler=None,
-                        **kw) -> bool | str:
+    def validate_inputs(cls, sampler_name=None, scheduler=None, **kw) -> bool | str:
         import comfy.samplers
 
-        if sampler_name is not None and sampler_name not in comfy.samplers.KSampler.SAMPLERS:
-            return f"SoluneTiledSampler: sampler_name {sampler_name!r} is not one of ComfyUI's samplers"
-        if scheduler is not None and scheduler not in comfy.samplers.KSampler.SCHEDULERS:
-            return f"SoluneTiledSampler: scheduler must be one of {', '.join(comfy.samplers.KSampler.SCHEDULERS)}; got {scheduler!r}"
-        return _check_run("SoluneTiledSampler", mode, tile_batch_size, tiled_model) or check_inputs("SoluneTiledSampler", **kw) or True
+        error = None
+        if sampler_name is not None:
+            error = error_of(check_choice, "sampler_name", sampler_name, comfy.samplers.KSampler.SAMPLERS)
+        if error is None and scheduler is not None:
+            error = error_of(check_choice, "scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS)
+        if error:
+            return f"SoluneTiledSampler: {error}"
+        return settings_error("SoluneTiledSampler", **kw) or True
 
     @classmethod
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise=1.0,
-                mode=DEFAULTS["mode"], tiled_model=DEFAULTS["tiled_model"], tile_batch_size=DEFAULTS["tile_batch_size"],
                 denoise_mask=None, image=None, **kw) -> io.NodeOutput:
         import nodes
 
         error = cls.validate_inputs(sampler_name=sampler_name, scheduler=scheduler)
         if error is not True:
             raise ValueError(error)
-        plan_kw = {k: kw.get(k, DEFAULTS[k]) for k in PLAN_KEYS}
-        patched = tiled_model_patch("SoluneTiledSampler", model, latent_image, mode, tiled_model, tile_batch_size,
-                                    denoise_mask, image, **plan_kw)
+        patched = tiled_model_patch("SoluneTiledSampler", model, latent_image, denoise_mask, image, **kw)
         # the stock KSampler path: noise from the seed, previews, per-step progress and interruption
         out = nodes.common_ksampler(patched, seed, steps, cfg, sampler_name, scheduler, positive, negative,
                                     latent_image, denoise=denoise)

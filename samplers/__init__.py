@@ -6,20 +6,8 @@
 - `handoff`: the two-expert handoff rule (switch / crossfade, each expert in its own frame).
 """
 
-from .ddpm import (
-    ddim_coefficients,
-    nearest_timesteps,
-    posterior_coefficients,
-    sample_epsilon_ddim,
-    sample_sol_ddpm,
-    seeded_noise_sampler,
-)
-from .checks import check_fraction
-from .flow import lune_sigmas, quantized_sigma, sample_lune_euler
-from .handoff import ExpertHandoff, smoothstep
+from .ddpm import sample_epsilon_ddim, sample_sol_ddpm
+from .flow import lune_sigmas, sample_lune_euler
+from .handoff import ExpertHandoff
 
-__all__ = [
-    "ddim_coefficients", "lune_sigmas", "nearest_timesteps", "posterior_coefficients", "quantized_sigma",
-    "sample_epsilon_ddim", "sample_lune_euler", "sample_sol_ddpm", "seeded_noise_sampler",
-    "ExpertHandoff", "check_fraction", "smoothstep",
-]
+__all__ = ["ExpertHandoff", "lune_sigmas", "sample_epsilon_ddim", "sample_lune_euler", "sample_sol_ddpm"]

@@ -31,7 +31,8 @@ import math
 
 import torch
 
-from ..velocity.schedule import ddpm_alphas_cumprod
+from ..checks import check_number
+from ..velocity import ddpm_alphas_cumprod
 
 
 def seeded_noise_sampler(x: torch.Tensor, seed=None):
@@ -88,16 +89,6 @@ def ddim_coefficients(ab_t: float, ab_prev: float, eta: float) -> tuple[float, f
     return math.sqrt(ab_prev), c_eps, sigma_eta
 
 
-def _check_eta(eta) -> float:
-    try:
-        value = float(eta)
-    except (TypeError, ValueError):
-        raise ValueError(f"eta must be a number in [0, 1]; got {eta!r}") from None
-    if not (0.0 <= value <= 1.0):
-        raise ValueError(f"eta must be a number in [0, 1]; got {eta!r}")
-    return value
-
-
 def _sample_grid(model, x, sigmas, extra_args, callback, eta, alphas_cumprod, noise_sampler, posterior):
     extra_args = {} if extra_args is None else extra_args
     alphas_cumprod = ddpm_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod.double().cpu()
@@ -138,12 +129,12 @@ def _sample_grid(model, x, sigmas, extra_args, callback, eta, alphas_cumprod, no
 def sample_sol_ddpm(model, x, sigmas, extra_args=None, callback=None, disable=None, eta=1.0, alphas_cumprod=None, noise_sampler=None):
     """Sol's recipe on the discrete DDPM grid: η = 1 is the DDPM posterior step (ancestral, the
     run's seeded noise), η < 1 the DDIM step with that η (η = 0: deterministic)."""
-    eta = _check_eta(eta)
+    eta = check_number("eta", eta, 0.0, 1.0)
     return _sample_grid(model, x, sigmas, extra_args, callback, eta, alphas_cumprod, noise_sampler, posterior=eta == 1.0)
 
 
 @torch.no_grad()
 def sample_epsilon_ddim(model, x, sigmas, extra_args=None, callback=None, disable=None, eta=0.0, alphas_cumprod=None, noise_sampler=None):
     """DDIM (Song et al. 2021) on the discrete DDPM grid for an ε model; η = 0 is deterministic."""
-    eta = _check_eta(eta)
+    eta = check_number("eta", eta, 0.0, 1.0)
     return _sample_grid(model, x, sigmas, extra_args, callback, eta, alphas_cumprod, noise_sampler, posterior=False)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from ..velocity.schedule import check_shift, flow_shift
+from ..checks import check_int, check_number
+from ..velocity import check_shift, flow_shift
 
 
 def lune_sigmas(steps: int, shift: float = 2.0, denoise: float = 1.0) -> torch.Tensor:
@@ -20,11 +21,9 @@ def lune_sigmas(steps: int, shift: float = 2.0, denoise: float = 1.0) -> torch.T
     With denoise < 1 (img2img) N = int(steps/denoise) and the last steps + 1 values are kept,
     as ComfyUI's BasicScheduler does.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
+    steps = check_int("steps", steps, 1)
     shift = check_shift(shift)
-    if not (isinstance(denoise, (int, float)) and 0.0 < float(denoise) <= 1.0):
-        raise ValueError(f"denoise must be a number in (0, 1]; got {denoise!r}")
+    denoise = check_number("denoise", denoise, 0.0, 1.0, lo_open=True)
     total = steps if denoise >= 1.0 else int(steps / float(denoise))
     t = torch.linspace(1.0, 0.0, total + 1, dtype=torch.float64)
     return flow_shift(t, shift)[-(steps + 1):].float()

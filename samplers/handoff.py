@@ -26,8 +26,8 @@ from typing import Callable
 
 import torch
 
-from ..velocity.frames import FRAMES, convert_state
-from .checks import check_fraction
+from ..velocity import FRAMES, convert_state
+from ..checks import check_number
 
 
 def smoothstep(u: torch.Tensor) -> torch.Tensor:
@@ -54,8 +54,8 @@ class ExpertHandoff:
             if frame not in FRAMES:
                 raise ValueError(f"{name} must be one of {', '.join(FRAMES)}; got {frame!r}")
         self.run_frame, self.structure_frame, self.detail_frame = run_frame, structure_frame, detail_frame
-        self.switch = check_fraction("switch", switch)
-        self.blend_width = check_fraction("blend_width", blend_width)
+        self.switch = check_number("switch", switch, 0.0, 1.0)
+        self.blend_width = check_number("blend_width", blend_width, 0.0, 1.0)
         self.percent_to_sigma = percent_to_sigma
         self.sigma_switch = float(percent_to_sigma(self.switch))
         if self.blend_width > 0:

@@ -63,7 +63,7 @@ def test_http_run_equals_the_stock_sampling_node(comfy_server, prediction, sampl
 @pytest.mark.parametrize(
     "prediction,shift,needle",
     [("v_prediction", 2.0, "prediction must be one of epsilon, sol_v, lune_flow; got 'v_prediction'"),
-     ("lune_flow", 0.0, "shift must be a finite number > 0"),
+     ("lune_flow", 0.0, "shift must be a number > 0"),
      ("lune_flow", -3.0, "got -3.0")],
 )
 def test_bad_input_is_a_validation_error_naming_the_input(comfy_server, prediction, shift, needle):

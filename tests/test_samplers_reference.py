@@ -235,7 +235,7 @@ def test_lune_schedule_is_the_shifted_linspace(steps, shift, denoise):
 
 @pytest.mark.parametrize(
     "kwargs,needle",
-    [(dict(steps=0), "steps must be an integer >= 1"), (dict(steps=4, shift=0.0), "shift must be a finite number > 0"),
+    [(dict(steps=0), "steps must be an integer >= 1"), (dict(steps=4, shift=0.0), "shift must be a number > 0"),
      (dict(steps=4, denoise=0.0), "denoise must be a number in (0, 1]"), (dict(steps=4, denoise=1.5), "got 1.5")],
 )
 def test_lune_schedule_refuses_bad_input(kwargs, needle):

@@ -5,7 +5,8 @@ groups equal tiles, and conditioning is cropped or repeated in ComfyUI's cond/un
 import pytest
 import torch
 
-from solune.samplers.tiled import active_batches, active_tiles, crop_tiles, evaluate_tiled, make_plan, repeat_rows, tile_args
+from solune.samplers.tiled import TileSettings, active_tiles, evaluate_tiled, make_plan, tile_args
+from solune.samplers.tiled.evaluate import active_batches, crop_tiles, repeat_rows
 from solune.tiling import grid_layout, quadtree_layout, tile_weights
 
 
@@ -43,8 +44,9 @@ def test_tiled_pointwise_evaluation_equals_whole_image(name, chunks, batch, chan
 
 
 def test_skipped_tiles_never_reach_the_model_and_take_the_fill():
-    plan = make_plan(40, 56, min_denoise=0.0, max_denoise=1.0, scale_mode="mask", tile_width=128, tile_height=96,
-                     overlap=24, denoise_mask=(torch.arange(56) >= 40).float().expand(40, 56))
+    settings = TileSettings(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", tile_width=128, tile_height=96,
+                            overlap=24)
+    plan = make_plan(40, 56, settings, denoise_mask=(torch.arange(56) >= 40).float().expand(40, 56))
     layout = plan.layout
     active = active_tiles(layout, plan.scale_map[None, None])
     assert 0 < sum(active) < len(layout)
@@ -94,7 +96,8 @@ def test_conditioning_is_cropped_or_repeated_in_cond_uncond_order():
     idx = [0, 1]
     x = torch.arange(2 * 1 * 16 * 16, dtype=torch.float32).reshape(2, 1, 16, 16)
     crops = crop_tiles(x, layout, idx, chunks=2)  # [chunk0: t0, t1; chunk1: t0, t1]
-    assert torch.equal(crops[1], layout.crop(x[0], 1)) and torch.equal(crops[2], layout.crop(x[1], 0))
+    t0, t1 = layout.tiles[0].slices, layout.tiles[1].slices
+    assert torch.equal(crops[1], x[0][:, t1[0], t1[1]]) and torch.equal(crops[2], x[1][:, t0[0], t0[1]])
     ctx = torch.tensor([[1.0], [2.0]])
     assert repeat_rows(ctx, 2, chunks=2).flatten().tolist() == [1.0, 1.0, 2.0, 2.0]
     half = torch.arange(2 * 8 * 8, dtype=torch.float32).reshape(2, 1, 8, 8)  # a residual at 1/2 size

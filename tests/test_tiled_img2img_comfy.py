@@ -81,7 +81,7 @@ def half_mask(h, w):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("prediction", PREDICTIONS)
 def test_mixed_scales_keep_zero_tiles_and_one_tiles_follow_the_model(comfy, prediction, mode, tiled):
-    from solune.samplers.tiled import make_plan
+    from solune.samplers.tiled import TileSettings, make_plan
 
     orig, sampled = latent(16, 24, seed=1), latent(16, 24, seed=2)  # preserve orig while sampling another latent
     model = standin_model(prediction, pointwise=True)
@@ -89,7 +89,7 @@ def test_mixed_scales_keep_zero_tiles_and_one_tiles_follow_the_model(comfy, pred
               denoise_mask=half_mask(16, 24), mode=mode, tiled_model=tiled, tile_batch_size=2)
     out = ksample(tiled_patch(model, orig, **kw), sampled, sampler="dpmpp_2m", steps=4, denoise=0.6)
     stock = ksample(model, sampled, sampler="dpmpp_2m", steps=4, denoise=0.6)
-    plan = make_plan(16, 24, **{k: v for k, v in kw.items() if k not in ("mode", "tiled_model", "tile_batch_size")})
+    plan = make_plan(16, 24, TileSettings.from_inputs(**kw), denoise_mask=kw["denoise_mask"])
     zero, one = plan.scale_map == 0, plan.scale_map == 1
     assert zero[:, :4].all() and one[:, -4:].all()
     assert float((out - orig)[..., zero].abs().max()) <= 1e-5
@@ -110,7 +110,7 @@ def test_tiled_evaluation_of_a_pointwise_network_equals_whole_image(comfy, predi
 
 
 def test_tiles_at_zero_over_their_footprint_are_never_evaluated(comfy):
-    from solune.samplers.tiled import active_tiles, make_plan
+    from solune.samplers.tiled import TileSettings, active_tiles, make_plan
 
     lat = latent(24, 32, seed=4)
     model = standin_model("epsilon")
@@ -118,7 +118,7 @@ def test_tiles_at_zero_over_their_footprint_are_never_evaluated(comfy):
     mask = torch.zeros(24 * 8, 32 * 8)
     mask[:, 24 * 8:] = 1.0
     kw = dict(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", tile_width=64, tile_height=64, overlap=16, denoise_mask=mask)
-    plan = make_plan(24, 32, **kw)
+    plan = make_plan(24, 32, TileSettings.from_inputs(**kw), denoise_mask=mask)
     active = active_tiles(plan.layout, plan.scale_map[None, None])
     expected = sum(t.area for t, a in zip(plan.layout.tiles, active) if a)
     assert any(active) and not all(active)
@@ -214,13 +214,13 @@ def test_the_input_model_is_untouched_and_two_patches_use_distinct_keys(comfy):
 
 @pytest.mark.parametrize("bad,match", [
     (dict(sampled=latent(16, 16)), "must have the channels and size"),
-    (dict(sampled=latent(8, 8, batch=3), orig=latent(8, 8, batch=2)), "batch 2 must be 1"),
-    (dict(orig=torch.full((1, 4, 8, 8), float("nan"))), "latent must hold only finite values; it has 256 NaN"),
-    (dict(kw={"min_denoise": 0.8, "max_denoise": 0.2}), "min_denoise must be <= max_denoise"),
+    (dict(sampled=latent(8, 8, batch=3), orig=latent(8, 8, batch=2)), r"latent batch must be 1 \(broadcast\) or the sampled batch 3; got 2"),
+    (dict(orig=torch.full((1, 4, 8, 8), float("nan"))), "latent must hold only finite values; got 256 NaN"),
+    (dict(kw={"min_denoise": 0.8, "max_denoise": 0.2}), r"min_denoise must be <= max_denoise \(0.2\); got 0.8"),
     (dict(kw={"scale_mode": "mask", "denoise_mask": torch.ones(32, 32)}), "mask size"),
     (dict(kw={"layout": "quadtree", "image": torch.rand(1, 32, 32, 3)}), "image must be an IMAGE of the latent's pixel size"),
     (dict(kw={"mode": "soft"}), "mode must be one of"),
-    (dict(kw={"scale_mode": "mask"}), "needs a denoise_mask"),
+    (dict(kw={"scale_mode": "mask"}), "denoise_mask must be a MASK when scale_mode is 'mask'; got None"),
     (dict(kw={"tile_width": 16, "tile_height": 16, "overlap": 16}), None),
 ])
 def test_bad_input_is_refused_before_sampling_with_a_clear_message(comfy, bad, match):
@@ -252,10 +252,7 @@ def test_validate_inputs_names_bad_combo_values(comfy):
 
 def test_tile_map_shades_tiles_by_scale_and_returns_the_scale_map(comfy):
     from solune.nodes.tile_map import SoluneTileMap
-    from solune.nodes.tiled_inputs import DEFAULTS
-
-    kw = {k: v for k, v in DEFAULTS.items() if k not in ("mode", "tiled_model", "tile_batch_size")}
-    kw.update(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", tile_width=64, tile_height=128, overlap=16)
+    kw = dict(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", tile_width=64, tile_height=128, overlap=16)
     image, mask = SoluneTileMap.execute(latent={"samples": latent(16, 16)}, denoise_mask=half_mask(16, 16), **kw).result
     assert image.shape == (1, 128, 128, 3) and mask.shape == (1, 128, 128)
     assert float(mask[0, 64, 2]) == 0.0 and float(mask[0, 64, -2]) == 1.0

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from analytic import GaussianData
-from solune.samplers.tiled import PreserveState, blend_x0, make_plan, start_sigmas
+from solune.samplers.tiled import PreserveState, TileSettings, make_plan
+from solune.samplers.tiled.preserve import blend_x0, start_sigmas
 from solune.velocity import make_prediction
 
 DATA = GaussianData(mu=[0.5, -1.0, 2.0, 0.0], std=[1.0, 0.5, 0.25, 2.0])
@@ -150,8 +151,9 @@ def test_mixed_scales_keep_zero_tiles_and_let_one_tiles_follow_the_model(predict
     sampled = torch.randn(1, 4, 16, 24, generator=torch.Generator().manual_seed(9))  # another latent of the same size
     mask = torch.zeros(16, 24)
     mask[:, 12:] = 1.0
-    plan = make_plan(16, 24, min_denoise=0.0, max_denoise=1.0, scale_mode="mask", tile_width=96, tile_height=128,
-                     overlap=16, denoise_mask=mask)
+    settings = TileSettings(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", tile_width=96, tile_height=128,
+                            overlap=16)
+    plan = make_plan(16, 24, settings, denoise_mask=mask)
     sigmas = schedule(obj, 4, 0.6)
     state = make_state(obj, x0_orig, plan.scale_map, mode, sigmas, noise)
     f = denoiser(obj)

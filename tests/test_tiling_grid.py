@@ -8,7 +8,10 @@ import random
 
 import pytest
 
-from solune.tiling import Tile, TileLayout, grid_layout
+from solune.samplers.tiled import TileSettings
+from solune.samplers.tiled.evaluate import active_batches
+from solune.tiling import TileLayout, grid_layout
+from solune.tiling.layout import Tile
 
 
 def _axis(layout: TileLayout, axis: str) -> list[tuple[int, int]]:
@@ -109,12 +112,12 @@ def test_grid_tile_below_minimum_names_the_minimum_in_pixels():
 @pytest.mark.parametrize(
     "kwargs, pattern",
     [
-        (dict(latent_h=0), r"latent_h must be an integer >= 1, got 0"),
-        (dict(latent_w=2.5), r"latent_w must be an integer >= 1, got 2.5"),
-        (dict(overlap=-8), r"overlap must be an integer >= 0, got -8"),
-        (dict(tile_width=0), r"tile_width must be an integer >= 1, got 0"),
-        (dict(align=0), r"align must be an integer >= 1, got 0"),
-        (dict(downscale=True), r"downscale must be an integer >= 1, got True"),
+        (dict(latent_h=0), r"latent_h must be an integer >= 1; got 0"),
+        (dict(latent_w=2.5), r"latent_w must be an integer >= 1; got 2.5"),
+        (dict(overlap=-8), r"overlap must be an integer >= 0; got -8"),
+        (dict(tile_width=0), r"tile_width must be an integer >= 1; got 0"),
+        (dict(align=0), r"align must be an integer >= 1; got 0"),
+        (dict(downscale=True), r"downscale must be an integer >= 1; got True"),
     ],
 )
 def test_grid_validation_messages(kwargs, pattern):
@@ -135,7 +138,8 @@ def test_layout_rejects_tiles_outside_or_uncovered_pixels():
 
 def test_layout_batches_group_equal_sizes_in_order():
     layout = TileLayout(8, 12, (Tile(0, 0, 4, 4), Tile(0, 4, 4, 8), Tile(4, 0, 4, 4), Tile(4, 4, 4, 4), Tile(4, 8, 4, 4)))
-    assert layout.batches(2) == [[0, 2], [3, 4], [1]]
-    assert layout.batches(10) == [[0, 2, 3, 4], [1]]
-    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
-        layout.batches(0)
+    every = [True] * len(layout)
+    assert active_batches(layout, every, 2) == [[0, 2], [3, 4], [1]]
+    assert active_batches(layout, every, 10) == [[0, 2, 3, 4], [1]]
+    with pytest.raises(ValueError, match=r"tile_batch_size must be an integer in \[1, 256\]; got 0"):
+        TileSettings(tile_batch_size=0)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from solune.tiling import Tile, TileLayout, grid_layout, quadtree_layout, scales_by_area, scales_from_mask, uniform_scales
+from solune.tiling import TileLayout, grid_layout, quadtree_layout, scales_by_area, scales_from_mask, uniform_scales
+from solune.tiling.layout import Tile
 
 
 def _quadtree() -> TileLayout:
@@ -21,7 +22,7 @@ def test_uniform_scales():
     layout = grid_layout(64, 64, 256, 256, 32)
     assert uniform_scales(layout) == (1.0,) * len(layout)
     assert uniform_scales(layout, 0.35) == (0.35,) * len(layout)
-    with pytest.raises(ValueError, match=r"denoise must lie in \[0, 1\], got 1.5"):
+    with pytest.raises(ValueError, match=r"denoise must be a number in \[0, 1\]; got 1.5"):
         uniform_scales(layout, 1.5)
 
 
@@ -98,10 +99,10 @@ def test_from_mask_latent_size_and_batch_mean():
         (torch.zeros(100, 100), 0.0, 1.0, r"mask size \(100, 100\) must match the image \(128, 128\) or the latent \(16, 16\)"),
         (torch.zeros(2, 2, 16, 16), 0.0, 1.0, r"mask must be a non-empty MASK tensor"),
         (torch.full((16, 16), float("nan")), 0.0, 1.0, r"mask must hold only finite values"),
-        (torch.full((16, 16), 2.0), 0.0, 1.0, r"mask values must lie in \[0, 1\], got range \[2.0, 2.0\]"),
-        (torch.zeros(16, 16), 0.8, 0.2, r"min_denoise must be <= max_denoise, got min_denoise=0.8 > max_denoise=0.2"),
-        (torch.zeros(16, 16), -0.1, 0.2, r"min_denoise must lie in \[0, 1\], got -0.1"),
-        (torch.zeros(16, 16), 0.0, float("inf"), r"max_denoise must be a finite number in \[0, 1\], got inf"),
+        (torch.full((16, 16), 2.0), 0.0, 1.0, r"mask values must lie in \[0, 1\]; got range \[2.0, 2.0\]"),
+        (torch.zeros(16, 16), 0.8, 0.2, r"min_denoise must be <= max_denoise \(0.2\); got 0.8"),
+        (torch.zeros(16, 16), -0.1, 0.2, r"min_denoise must be a number in \[0, 1\]; got -0.1"),
+        (torch.zeros(16, 16), 0.0, float("inf"), r"max_denoise must be a number in \[0, 1\]; got inf"),
     ],
 )
 def test_from_mask_validation_messages(mask, lo, hi, pattern):
@@ -114,5 +115,5 @@ def test_by_area_validation_messages():
     layout = TileLayout(4, 4, (Tile(0, 0, 4, 4),))
     with pytest.raises(ValueError, match=r"min_denoise must be <= max_denoise"):
         scales_by_area(layout, 0.9, 0.1)
-    with pytest.raises(ValueError, match=r"max_denoise must be a finite number in \[0, 1\], got '1'"):
+    with pytest.raises(ValueError, match=r"max_denoise must be a number in \[0, 1\]; got '1'"):
         scales_by_area(layout, 0.0, "1")

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from solune.velocity import OUTPUT_TYPES, Epsilon, LuneFlow, SolV, make_prediction
+from solune.velocity import Epsilon, LuneFlow, SolV, make_prediction
+from solune.velocity.prediction import OUTPUT_TYPES
 
 torch.manual_seed(0)
 SHAPE = (2, 4, 5, 6)
@@ -147,5 +148,5 @@ def test_unknown_prediction_is_refused_with_the_allowed_names(bad):
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), "two"])
 def test_bad_shift_is_refused(bad):
-    with pytest.raises(ValueError, match="shift must be a finite number > 0"):
+    with pytest.raises(ValueError, match="shift must be a number > 0"):
         make_prediction("lune_flow", shift=bad)

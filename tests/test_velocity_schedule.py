@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from solune.velocity import Epsilon, LuneFlow, SolV, flow_shift, flow_unshift, rescale_zero_terminal_snr
+from solune.velocity import Epsilon, LuneFlow, SolV, flow_shift
+from solune.velocity.schedule import flow_unshift, rescale_zero_terminal_snr
 from solune.velocity.schedule import ZSNR_LAST_ALPHA_CUMPROD, ddpm_alphas_cumprod
 
 

@@ -65,10 +65,7 @@ def standin_model(prediction="epsilon", channels=4, pointwise=False, seed=0, pat
 
 
 def tiled_patch(model, latent, **kw):
-    """SoluneTiledImg2Img.execute with defaults for anything not given."""
+    """SoluneTiledImg2Img.execute (TileSettings defaults for anything not given)."""
     from solune.nodes.tiled_img2img import SoluneTiledImg2Img
-    from solune.nodes.tiled_inputs import DEFAULTS
 
-    args = dict(DEFAULTS)
-    args.update(kw)
-    return SoluneTiledImg2Img.execute(model=model, latent={"samples": latent}, **args).result[0]
+    return SoluneTiledImg2Img.execute(model=model, latent={"samples": latent}, **kw).result[0]

@@ -2,31 +2,21 @@
 
 Everything is in latent units; pixel inputs are converted with `downscale`.
 Nothing here imports ComfyUI.
+
+- `layout`: `Tile`, `TileLayout` and the grid layout.
+- `quadtree`: the content-adaptive layout.
+- `feather`: per-tile feather weights that sum to 1, and per-pixel maps of per-tile values.
+- `scales`: per-tile denoise scales (uniform, by area, from a mask).
+- `resize`: images and masks to the latent size.
 """
 
-from .feather import FALLOFFS, blend_map, blend_tiles, overlap_bands, tile_weights, tile_windows
-from .layout import Tile, TileLayout, grid_layout
-from .quadtree import CRITERIA, busyness, quadtree_layout
-from .resize import area_resize, image_to_latent_size, mask_to_latent_size
+from .feather import FALLOFFS, blend_map, tile_weights
+from .layout import TileLayout, grid_layout
+from .quadtree import CRITERIA, quadtree_layout
+from .resize import image_to_latent_size, mask_to_latent_size
 from .scales import scales_by_area, scales_from_mask, uniform_scales
 
 __all__ = [
-    "CRITERIA",
-    "FALLOFFS",
-    "Tile",
-    "TileLayout",
-    "area_resize",
-    "blend_map",
-    "blend_tiles",
-    "busyness",
-    "grid_layout",
-    "image_to_latent_size",
-    "mask_to_latent_size",
-    "overlap_bands",
-    "quadtree_layout",
-    "scales_by_area",
-    "scales_from_mask",
-    "tile_weights",
-    "tile_windows",
-    "uniform_scales",
+    "CRITERIA", "FALLOFFS", "TileLayout", "blend_map", "grid_layout", "image_to_latent_size", "mask_to_latent_size",
+    "quadtree_layout", "scales_by_area", "scales_from_mask", "tile_weights", "uniform_scales",
 ]

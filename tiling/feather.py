@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..checks import check_choice
 from .layout import TileLayout
 
 FALLOFFS = ("cosine", "gaussian")
@@ -24,11 +25,6 @@ FALLOFFS = ("cosine", "gaussian")
 WINDOW_FLOOR = 1e-6
 # Width of the gaussian falloff, as a fraction of the overlap band.
 GAUSSIAN_SIGMA = 0.3
-
-
-def _check_falloff(falloff: str) -> None:
-    if falloff not in FALLOFFS:
-        raise ValueError(f"falloff must be one of {FALLOFFS}, got {falloff!r}")
 
 
 @functools.lru_cache(maxsize=256)
@@ -89,7 +85,7 @@ def tile_windows(layout: TileLayout, falloff: str = "cosine") -> list[torch.Tens
             (exp(-(1 - t)^2 / (2 sigma^2)), sigma = GAUSSIAN_SIGMA), over t in (0, 1)
             across the overlap band.
     """
-    _check_falloff(falloff)
+    check_choice("falloff", falloff, FALLOFFS)
     windows = []
     for tile, (top, bottom, left, right) in zip(layout.tiles, overlap_bands(layout)):
         wy = _profile(tile.h, top, bottom, falloff)
@@ -110,40 +106,12 @@ def tile_weights(layout: TileLayout, falloff: str = "cosine", dtype: torch.dtype
         dtype: Floating dtype of the returned weights.
     """
     if not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating dtype, got {dtype}")
+        raise ValueError(f"dtype must be a floating dtype; got {dtype}")
     windows = tile_windows(layout, falloff)
     total = torch.zeros(layout.latent_h, layout.latent_w, dtype=torch.float64)
     for tile, window in zip(layout.tiles, windows):
         total[tile.slices] += window
     return [(window / total[tile.slices]).to(dtype) for tile, window in zip(layout.tiles, windows)]
-
-
-def blend_tiles(layout: TileLayout, crops: Sequence[torch.Tensor], weights: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Accumulate per-tile results `crops[i][..., h, w]` into `[..., H, W]` with `weights`.
-
-    With `tile_weights`, a pointwise function evaluated tile by tile and blended
-    here equals the function of the whole latent. Accumulates in float64 and
-    returns the crops' dtype.
-
-    Args:
-        layout: The tile layout.
-        crops: One tensor per tile, ending in that tile's (h, w), same leading shape.
-        weights: One weight map [h, w] per tile (from `tile_weights`).
-    """
-    if len(crops) != len(layout) or len(weights) != len(layout):
-        raise ValueError(
-            f"crops and weights must hold one entry per tile ({len(layout)}), got {len(crops)} and {len(weights)}"
-        )
-    lead = crops[0].shape[:-2]
-    out = torch.zeros(*lead, layout.latent_h, layout.latent_w, dtype=torch.float64, device=crops[0].device)
-    for i, (tile, crop, weight) in enumerate(zip(layout.tiles, crops, weights)):
-        if crop.shape != (*lead, tile.h, tile.w) or weight.shape != (tile.h, tile.w):
-            raise ValueError(
-                f"crops[{i}] must have shape {(*lead, tile.h, tile.w)} and weights[{i}] {(tile.h, tile.w)}, "
-                f"got {tuple(crop.shape)} and {tuple(weight.shape)}"
-            )
-        out[..., tile.y0 : tile.y1, tile.x0 : tile.x1] += crop.to(torch.float64) * weight.to(out)
-    return out.to(crops[0].dtype)
 
 
 def blend_map(
@@ -164,12 +132,12 @@ def blend_map(
         falloff: "cosine" or "gaussian" (see `tile_windows`).
         dtype: Floating dtype of the result.
     """
-    _check_falloff(falloff)
+    check_choice("falloff", falloff, FALLOFFS)
     values = torch.as_tensor(per_tile_values, dtype=torch.float64).flatten()
     if values.numel() != len(layout):
-        raise ValueError(f"per_tile_values must hold one value per tile ({len(layout)}), got {values.numel()}")
+        raise ValueError(f"per_tile_values must hold one value per tile ({len(layout)}); got {values.numel()}")
     if not torch.isfinite(values).all():
-        raise ValueError(f"per_tile_values must be finite, got {values.tolist()}")
+        raise ValueError(f"per_tile_values must be finite; got {values.tolist()}")
     out = torch.zeros(layout.latent_h, layout.latent_w, dtype=torch.float64)
     for tile, weight, value in zip(layout.tiles, tile_weights(layout, falloff, torch.float64), values):
         out[tile.slices] += weight * value

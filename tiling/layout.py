@@ -11,22 +11,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+
+from ..checks import check_int
 
 logger = logging.getLogger(__name__)
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    """Return `value` if it is an int >= `minimum`, else raise a `ValueError`."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -87,20 +79,20 @@ class TileLayout:
     align: int = 1
 
     def __post_init__(self) -> None:
-        _check_int("latent_h", self.latent_h, 1)
-        _check_int("latent_w", self.latent_w, 1)
-        _check_int("downscale", self.downscale, 1)
-        _check_int("align", self.align, 1)
+        check_int("latent_h", self.latent_h, 1)
+        check_int("latent_w", self.latent_w, 1)
+        check_int("downscale", self.downscale, 1)
+        check_int("align", self.align, 1)
         object.__setattr__(self, "tiles", tuple(self.tiles))
         if not self.tiles:
-            raise ValueError("tiles must hold at least one Tile, got none")
+            raise ValueError("tiles must hold at least one Tile; got none")
         for i, tile in enumerate(self.tiles):
             self._check_inside(f"tiles[{i}]", tile)
         if self.cores is not None:
             object.__setattr__(self, "cores", tuple(self.cores))
             if len(self.cores) != len(self.tiles):
                 raise ValueError(
-                    f"cores must hold one Tile per tile ({len(self.tiles)}), got {len(self.cores)}"
+                    f"cores must hold one Tile per tile ({len(self.tiles)}); got {len(self.cores)}"
                 )
             for i, (core, tile) in enumerate(zip(self.cores, self.tiles)):
                 self._check_inside(f"cores[{i}]", core)
@@ -116,11 +108,11 @@ class TileLayout:
 
     def _check_inside(self, name: str, tile: Tile) -> None:
         if not isinstance(tile, Tile):
-            raise ValueError(f"{name} must be a Tile, got {type(tile).__name__}")
+            raise ValueError(f"{name} must be a Tile; got {type(tile).__name__}")
         for field in ("y0", "x0"):
-            _check_int(f"{name}.{field}", getattr(tile, field), 0)
+            check_int(f"{name}.{field}", getattr(tile, field), 0)
         for field in ("h", "w"):
-            _check_int(f"{name}.{field}", getattr(tile, field), 1)
+            check_int(f"{name}.{field}", getattr(tile, field), 1)
         if tile.y1 > self.latent_h or tile.x1 > self.latent_w:
             raise ValueError(
                 f"{name}={tile} must lie inside the {self.latent_h}x{self.latent_w} latent "
@@ -148,56 +140,16 @@ class TileLayout:
             count[tile.slices] += 1
         return count
 
-    def batches(self, batch_size: int) -> list[list[int]]:
-        """Group tile indices into batches of equal tile size, at most `batch_size` each.
-
-        Sizes come in order of first appearance and indices keep layout order, so
-        the grouping is deterministic.
-
-        Args:
-            batch_size: Largest number of tiles per batch (>= 1).
-        """
-        batch_size = _check_int("batch_size", batch_size, 1)
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for i, tile in enumerate(self.tiles):
-            by_size.setdefault(tile.size, []).append(i)
-        return [
-            group[start : start + batch_size]
-            for group in by_size.values()
-            for start in range(0, len(group), batch_size)
-        ]
-
-    def crop(self, x: torch.Tensor, index: int) -> torch.Tensor:
-        """The crop of `x[..., latent_h, latent_w]` under tile `index` (a view)."""
-        if x.shape[-2:] != (self.latent_h, self.latent_w):
-            raise ValueError(
-                f"x must end in the latent size ({self.latent_h}, {self.latent_w}), got shape {tuple(x.shape)}"
-            )
-        rows, cols = self.tiles[index].slices
-        return x[..., rows, cols]
-
-    def crop_batch(self, x: torch.Tensor, indices: Sequence[int]) -> torch.Tensor:
-        """Crops of `x[B, ..., H, W]` under tiles of one size, stacked on a new dim 0.
-
-        Args:
-            x: Tensor ending in the latent size.
-            indices: Tile indices that share one size (one entry of `batches`).
-        """
-        sizes = {self.tiles[i].size for i in indices}
-        if len(sizes) != 1:
-            raise ValueError(f"indices must name tiles of one size, got sizes {sorted(sizes)}")
-        return torch.stack([self.crop(x, i) for i in indices])
-
 
 def _tile_latent(name: str, pixels: int, downscale: int, align: int) -> int:
     """Pixels to latent units, rounded down to a multiple of `align`."""
-    _check_int(name, pixels, 1)
+    check_int(name, pixels, 1)
     return (pixels // downscale) // align * align
 
 
 def _overlap_latent(overlap: int, downscale: int) -> int:
     """Overlap pixels to latent units, rounded up so the overlap is never less than asked."""
-    _check_int("overlap", overlap, 0)
+    check_int("overlap", overlap, 0)
     return math.ceil(overlap / downscale)
 
 
@@ -258,10 +210,10 @@ def grid_layout(
             + align) latent units, rounded up to a multiple of `align`; the
             message gives that minimum in pixels.
     """
-    latent_h = _check_int("latent_h", latent_h, 1)
-    latent_w = _check_int("latent_w", latent_w, 1)
-    downscale = _check_int("downscale", downscale, 1)
-    align = _check_int("align", align, 1)
+    latent_h = check_int("latent_h", latent_h, 1)
+    latent_w = check_int("latent_w", latent_w, 1)
+    downscale = check_int("downscale", downscale, 1)
+    align = check_int("align", align, 1)
     ov = _overlap_latent(overlap, downscale)
     minimum = max(2, math.ceil(ov / align) + 1) * align  # aligned, and tile - overlap >= align
     axes = []

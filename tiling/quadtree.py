@@ -6,7 +6,8 @@ import math
 
 import torch
 
-from .layout import Tile, TileLayout, _check_int, _overlap_latent
+from ..checks import check_choice, check_int, check_number
+from .layout import Tile, TileLayout, _overlap_latent
 
 CRITERIA = ("variance", "gradient")
 
@@ -15,10 +16,10 @@ def _content_2d(content: torch.Tensor) -> torch.Tensor:
     """[C, H, W] or [B, C, H, W] -> [C, H, W] float64 (a batch is averaged)."""
     if content.dim() not in (3, 4) or min(content.shape) < 1:
         raise ValueError(
-            f"content must be a non-empty tensor [C, H, W] or [B, C, H, W], got shape {tuple(content.shape)}"
+            f"content must be a non-empty tensor [C, H, W] or [B, C, H, W]; got shape {tuple(content.shape)}"
         )
     if not torch.isfinite(content).all():
-        raise ValueError("content must hold only finite values, got NaN or inf")
+        raise ValueError("content must hold only finite values; got NaN or inf")
     content = content.to(torch.float64)
     return content.mean(dim=0) if content.dim() == 4 else content
 
@@ -42,7 +43,7 @@ def busyness(patch: torch.Tensor, criterion: str) -> float:
         if patch.shape[-1] > 1:
             energy += float(patch.diff(dim=-1).square().mean())
         return energy
-    raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    raise ValueError(f"criterion must be one of {CRITERIA}; got {criterion!r}")
 
 
 def _split_axis(start: int, length: int, parts: int, align: int) -> list[tuple[int, int]]:
@@ -93,14 +94,12 @@ def quadtree_layout(
             ceil(overlap / downscale) rounded up to a multiple of `align`.
     """
     # 1. validate everything before any work
-    downscale = _check_int("downscale", downscale, 1)
-    align = _check_int("align", align, 1)
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold) or threshold < 0:
-        raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
-    _check_int("min_tile", min_tile, 1)
-    _check_int("max_tile", max_tile, 1)
+    downscale = check_int("downscale", downscale, 1)
+    align = check_int("align", align, 1)
+    check_choice("criterion", criterion, CRITERIA)
+    threshold = check_number("threshold", threshold, 0.0)
+    check_int("min_tile", min_tile, 1)
+    check_int("max_tile", max_tile, 1)
     min_lat = max(math.ceil(min_tile / (downscale * align)) * align, 2 * align)
     max_lat = max_tile // downscale // align * align
     if max_lat < min_lat:

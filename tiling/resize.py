@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .layout import _check_int
+from ..checks import check_int
 
 
 def area_resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -19,10 +19,10 @@ def area_resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
         height: Target height (>= 1).
         width: Target width (>= 1).
     """
-    height = _check_int("height", height, 1)
-    width = _check_int("width", width, 1)
+    height = check_int("height", height, 1)
+    width = check_int("width", width, 1)
     if x.dim() != 4 or min(x.shape) < 1:
-        raise ValueError(f"x must be a non-empty 4-D tensor [B, C, H, W], got shape {tuple(x.shape)}")
+        raise ValueError(f"x must be a non-empty 4-D tensor [B, C, H, W]; got shape {tuple(x.shape)}")
     return F.interpolate(x.to(torch.float64), size=(height, width), mode="area")
 
 
@@ -37,9 +37,9 @@ def image_to_latent_size(image: torch.Tensor, latent_h: int, latent_w: int) -> t
         latent_w: Latent width to resize to.
     """
     if image.dim() != 4 or min(image.shape) < 1:
-        raise ValueError(f"image must be a non-empty IMAGE tensor [B, H, W, C], got shape {tuple(image.shape)}")
+        raise ValueError(f"image must be a non-empty IMAGE tensor [B, H, W, C]; got shape {tuple(image.shape)}")
     if not torch.isfinite(image).all():
-        raise ValueError("image must hold only finite values, got NaN or inf")
+        raise ValueError("image must hold only finite values; got NaN or inf")
     return area_resize(image.movedim(-1, 1), latent_h, latent_w)
 
 
@@ -56,11 +56,11 @@ def mask_to_latent_size(mask: torch.Tensor, latent_h: int, latent_w: int, downsc
         latent_w: Latent width.
         downscale: Pixels per latent unit.
     """
-    latent_h = _check_int("latent_h", latent_h, 1)
-    latent_w = _check_int("latent_w", latent_w, 1)
-    downscale = _check_int("downscale", downscale, 1)
+    latent_h = check_int("latent_h", latent_h, 1)
+    latent_w = check_int("latent_w", latent_w, 1)
+    downscale = check_int("downscale", downscale, 1)
     if mask.dim() not in (2, 3) or min(mask.shape) < 1:
-        raise ValueError(f"mask must be a non-empty MASK tensor [H, W] or [B, H, W], got shape {tuple(mask.shape)}")
+        raise ValueError(f"mask must be a non-empty MASK tensor [H, W] or [B, H, W]; got shape {tuple(mask.shape)}")
     allowed = ((latent_h * downscale, latent_w * downscale), (latent_h, latent_w))
     if tuple(mask.shape[-2:]) not in allowed:
         raise ValueError(
@@ -68,9 +68,9 @@ def mask_to_latent_size(mask: torch.Tensor, latent_h: int, latent_w: int, downsc
             f"or the latent {allowed[1]} (H, W)"
         )
     if not torch.isfinite(mask).all():
-        raise ValueError("mask must hold only finite values, got NaN or inf")
+        raise ValueError("mask must hold only finite values; got NaN or inf")
     lo, hi = float(mask.min()), float(mask.max())
     if lo < 0.0 or hi > 1.0:
-        raise ValueError(f"mask values must lie in [0, 1], got range [{lo}, {hi}]")
+        raise ValueError(f"mask values must lie in [0, 1]; got range [{lo}, {hi}]")
     batch = mask.reshape(-1, 1, *mask.shape[-2:]).mean(dim=0, keepdim=True, dtype=torch.float64)
     return area_resize(batch, latent_h, latent_w)[0, 0]

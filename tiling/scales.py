@@ -6,27 +6,17 @@ turns them into a per-pixel map.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from ..checks import check_number, check_order
 from .layout import TileLayout
 from .resize import mask_to_latent_size
 
 
-def _check_denoise(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number in [0, 1], got {value!r}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1], got {value}")
-    return float(value)
-
-
 def _check_range(min_denoise: object, max_denoise: object) -> tuple[float, float]:
-    lo = _check_denoise("min_denoise", min_denoise)
-    hi = _check_denoise("max_denoise", max_denoise)
-    if lo > hi:
-        raise ValueError(f"min_denoise must be <= max_denoise, got min_denoise={lo} > max_denoise={hi}")
+    lo = check_number("min_denoise", min_denoise, 0.0, 1.0)
+    hi = check_number("max_denoise", max_denoise, 0.0, 1.0)
+    check_order("min_denoise", lo, "max_denoise", hi)
     return lo, hi
 
 
@@ -37,7 +27,7 @@ def uniform_scales(layout: TileLayout, denoise: float = 1.0) -> tuple[float, ...
         layout: The tile layout.
         denoise: The scale, in [0, 1].
     """
-    value = _check_denoise("denoise", denoise)
+    value = check_number("denoise", denoise, 0.0, 1.0)
     return (value,) * len(layout)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .prediction import VelocityModelSampling, _view
+from .prediction import _view
 
 FRAMES = ("ddpm", "flow")
 
@@ -50,8 +50,3 @@ def convert_state(x: torch.Tensor, sigma, src: str, dst: str) -> tuple[torch.Ten
     if src == "ddpm":
         return ddpm_to_flow(x, sigma)
     return flow_to_ddpm(x, sigma)
-
-
-def state_for(x: torch.Tensor, sigma, source: VelocityModelSampling, target: VelocityModelSampling):
-    """The state (x', σ') in `target`'s frame that holds the same x0 and ε as (x, σ) in `source`'s."""
-    return convert_state(x, sigma, source.frame, target.frame)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import check_bool, check_choice
 from . import schedule as sch
 
 OUTPUT_TYPES = ("epsilon", "sol_v", "flow_v")
@@ -46,9 +47,7 @@ def _view(sigma, ndim: int, like: torch.Tensor | None = None) -> torch.Tensor:
 
 
 def _check_output_type(kind: str) -> str:
-    if kind not in OUTPUT_TYPES:
-        raise ValueError(f"output type must be one of {', '.join(OUTPUT_TYPES)}; got {kind!r}")
-    return kind
+    return check_choice("output type", kind, OUTPUT_TYPES)
 
 
 class VelocityModelSampling(torch.nn.Module):
@@ -313,16 +312,14 @@ def make_prediction(name: str, shift: float = 2.0, zero_terminal_snr: bool = Fal
         cls: optional subclass of the type's class to instantiate (the node layer passes one
             that also inherits ComfyUI's prediction class).
     """
-    if name not in PREDICTION_TYPES:
-        raise ValueError(f"prediction must be one of {', '.join(PREDICTION_TYPES)}; got {name!r}")
+    check_choice("prediction", name, tuple(PREDICTION_TYPES))
     shift = sch.check_shift(shift)
-    if not isinstance(zero_terminal_snr, bool):
-        raise ValueError(f"zero_terminal_snr must be true or false, got {zero_terminal_snr!r}")
+    check_bool("zero_terminal_snr", zero_terminal_snr)
     base = PREDICTION_TYPES[name]
     if cls is None:
         cls = base
     elif not issubclass(cls, base):
-        raise TypeError(f"cls must subclass {base.__name__}, got {cls!r}")
+        raise TypeError(f"cls must subclass {base.__name__}; got {cls!r}")
     if base is LuneFlow:
         return cls(shift=shift)
     return cls(zero_terminal_snr=zero_terminal_snr)

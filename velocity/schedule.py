@@ -5,9 +5,9 @@ All tables are computed in float64 from the closed form; callers cast at the edg
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from ..checks import check_number
 
 SD15_TIMESTEPS = 1000
 SD15_LINEAR_START = 0.00085
@@ -30,10 +30,11 @@ def ddpm_betas(
         linear_end: β at t = T − 1.
     """
     if int(num_timesteps) < 2:
-        raise ValueError(f"num_timesteps must be an integer >= 2, got {num_timesteps!r}")
+        raise ValueError(f"num_timesteps must be an integer >= 2; got {num_timesteps!r}")
     if not (0.0 < linear_start < linear_end < 1.0):
         raise ValueError(
-            f"need 0 < linear_start < linear_end < 1, got linear_start={linear_start!r}, linear_end={linear_end!r}"
+            f"linear_start and linear_end must satisfy 0 < linear_start < linear_end < 1; got linear_start={linear_start!r}, "
+            f"linear_end={linear_end!r}"
         )
     return torch.linspace(linear_start**0.5, linear_end**0.5, int(num_timesteps), dtype=torch.float64) ** 2
 
@@ -96,13 +97,4 @@ def flow_unshift(sigma, shift: float):
 
 def check_shift(shift) -> float:
     """Validate a flow shift k: a finite number > 0."""
-    message = f"shift must be a finite number > 0 (Lune was trained at 2.0–2.5); got {shift!r}"
-    if isinstance(shift, bool):
-        raise ValueError(message)
-    try:
-        value = float(shift)
-    except (TypeError, ValueError):
-        raise ValueError(message) from None
-    if not math.isfinite(value) or value <= 0.0:
-        raise ValueError(message)
-    return value
+    return check_number("shift", shift, 0.0, lo_open=True, hint="Lune was trained at 2.0–2.5")

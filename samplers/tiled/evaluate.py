@@ -23,8 +23,6 @@ from ...tiling import TileLayout
 
 def active_batches(layout: TileLayout, active: Sequence[bool], batch_size: int) -> list[list[int]]:
     """Indices of active tiles grouped by tile size, at most `batch_size` per group, layout order."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"tile_batch_size must be an integer >= 1, got {batch_size!r}")
     by_size: dict[tuple[int, int], list[int]] = {}
     for i, tile in enumerate(layout.tiles):
         if active[i]:
@@ -115,11 +113,11 @@ def evaluate_tiled(
         progress: Called as `progress(done, total)` after each tile batch.
     """
     if tuple(x.shape[-2:]) != (layout.latent_h, layout.latent_w):
-        raise ValueError(f"x must be {(layout.latent_h, layout.latent_w)} spatially, got shape {tuple(x.shape)}")
+        raise ValueError(f"x must be {(layout.latent_h, layout.latent_w)} spatially; got shape {tuple(x.shape)}")
     if chunks < 1 or x.shape[0] % chunks:
         raise ValueError(f"x's batch {x.shape[0]} must be a multiple of chunks={chunks}")
     batches = active_batches(layout, active, batch_size)
-    acc_dtype = torch.float64  # accumulate like `blend_tiles`: weighted sums of float32 crops lose bits
+    acc_dtype = torch.float64  # weighted sums of float32 crops lose bits
     out = torch.zeros(x.shape, dtype=acc_dtype, device=x.device)
     fill = fill.to(out).expand_as(out)
     evaluated = torch.zeros(x.shape[-2:], dtype=torch.bool, device=x.device)  # pixels any active tile covers

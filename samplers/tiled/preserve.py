@@ -23,29 +23,12 @@ from collections.abc import Callable
 
 import torch
 
-MODES = ("blend", "strength")
+from ...checks import check_choice
+from .settings import MODES
 
 # Relative slack when comparing an evaluation's σ with a schedule σ: solvers that go through
 # t = −log σ (dpm_fast, dpm_adaptive) hand back σ a few ulp away from the schedule's value.
 SIGMA_RTOL = 1e-4
-
-
-def check_mode(mode: str) -> str:
-    """Return `mode` if it is one of MODES, else raise a ValueError that lists them."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    return mode
-
-
-def check_finite(name: str, x: torch.Tensor) -> None:
-    """Raise a ValueError naming `name` and the offending values if `x` holds NaN or inf."""
-    bad = ~torch.isfinite(x)
-    if bool(bad.any()):
-        n_nan, n_inf = int(torch.isnan(x).sum()), int(torch.isinf(x).sum())
-        raise ValueError(
-            f"{name} must hold only finite values; it has {n_nan} NaN and {n_inf} inf "
-            f"of {x.numel()} values (shape {tuple(x.shape)})"
-        )
 
 
 def blend_x0(x0_model: torch.Tensor, x0_orig: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -81,7 +64,7 @@ def start_sigmas(sigmas: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     sigmas = sigmas.detach().flatten().to(torch.float64).cpu()
     n = sigmas.numel() - 1
     if n < 1:
-        raise ValueError(f"sigmas must hold at least 2 values, got {sigmas.numel()}")
+        raise ValueError(f"sigmas must hold at least 2 values; got {sigmas.numel()}")
     k = n - torch.floor(scale.to(torch.float64).cpu() * n + 0.5).long()
     return sigmas[k.clamp(0, n)]
 
@@ -107,9 +90,9 @@ class PreserveState:
         noise: torch.Tensor | None = None,
         renoise: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ):
-        self.mode = check_mode(mode)
+        self.mode = check_choice("mode", mode, MODES)
         if scale.dim() != 2 or tuple(scale.shape) != tuple(x0_orig.shape[-2:]):
-            raise ValueError(f"scale must be [H, W] = {tuple(x0_orig.shape[-2:])}, got shape {tuple(scale.shape)}")
+            raise ValueError(f"scale must be [H, W] = {tuple(x0_orig.shape[-2:])}; got shape {tuple(scale.shape)}")
         self.x0_orig = x0_orig
         self.scale = scale.to(torch.float32)
         self.zero = self.scale == 0
@@ -119,14 +102,6 @@ class PreserveState:
                 raise ValueError("strength mode needs the run's sigmas, noise and a renoise function")
             self.sigma_start = start_sigmas(sigmas, self.scale).to(torch.float32)
             self.noise, self.renoise = noise, renoise
-
-    def to(self, device: torch.device) -> PreserveState:
-        """Move the tensors to `device` (in place); returns self."""
-        self.x0_orig, self.scale, self.zero = self.x0_orig.to(device), self.scale.to(device), self.zero.to(device)
-        self._blend_weight = self.scale[None, None]
-        if self.mode == "strength":
-            self.sigma_start, self.noise = self.sigma_start.to(device), self.noise.to(device)
-        return self
 
     def _sigma(self, sigma: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return sigma.reshape(-1, *([1] * (like.dim() - 1))).to(like.device, torch.float32)
