@@ -63,7 +63,6 @@ def one_run(name: str, size: int, steps: int) -> dict:
     import comfy.supported_models
     import torch
     from solune.nodes.tiled_img2img import SoluneTiledImg2Img
-    from solune.nodes.tiled_inputs import DEFAULTS
 
     import nodes
 
@@ -81,7 +80,7 @@ def one_run(name: str, size: int, steps: int) -> dict:
         hint = torch.rand(1, size * 8, size * 8, 3, generator=g)
         pos, neg = nodes.ControlNetApplyAdvanced().apply_controlnet(pos, neg, cn, hint, 0.8, 0.0, 1.0)
     latent = torch.randn(1, 4, size, size, generator=g)
-    kw = {**DEFAULTS, "min_denoise": 0.5, "max_denoise": 0.5, "tiled_model": cfg["tiled_model"], "tile_batch_size": 1}
+    kw = {"min_denoise": 0.5, "max_denoise": 0.5, "tiled_model": cfg["tiled_model"], "tile_batch_size": 1}
     patched = SoluneTiledImg2Img.execute(model=model, latent={"samples": latent}, **kw).result[0]
     noise = comfy.sample.prepare_noise(latent, 0)
     before = rss_mib()

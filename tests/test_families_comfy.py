@@ -165,13 +165,12 @@ def assert_same_control(got, expected):
 
 def family_plan(model, lat, **kw):
     from solune.nodes.tiled_hooks import model_geometry
-    from solune.nodes.tiled_inputs import DEFAULTS, build_plan
+    from solune.nodes.tiled_inputs import build_plan, settings_from
 
-    args = {**DEFAULTS, **TILES, **kw}
+    values = {k: v for k, v in {**TILES, **kw}.items() if k not in ("denoise_mask", "image")}
     downscale, align = model_geometry(model)
-    skip = ("mode", "tiled_model", "tile_batch_size", "denoise_mask", "image")
-    plan_kw = {k: v for k, v in args.items() if k not in skip}
-    return build_plan("test", lat, downscale, align, denoise_mask=kw.get("denoise_mask"), **plan_kw)
+    return build_plan("test", settings_from("test", **values), lat, downscale, align,
+                      denoise_mask=kw.get("denoise_mask"))
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -111,9 +111,9 @@ def test_family_through_the_api_scale_zero_one_and_tiled(server, family, control
 
 
 def mixed_plan(family, latent, tiling):
-    from solune.nodes.tiled_inputs import build_plan
+    from solune.nodes.tiled_inputs import build_plan, settings_from
 
     mask = torch.zeros(1, H * 8, W * 8)
     mask[..., W * 8 - 48:] = 1.0
-    kw = {k: v for k, v in tiling.items() if k not in ("mode", "tiled_model", "tile_batch_size", "denoise_mask")}
-    return build_plan("test", latent, 8, 2 if family == "flux" else 1, denoise_mask=mask, **kw)
+    settings = settings_from("test", **{k: v for k, v in tiling.items() if k != "denoise_mask"})
+    return build_plan("test", settings, latent, 8, 2 if family == "flux" else 1, denoise_mask=mask)
