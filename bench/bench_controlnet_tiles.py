@@ -4,8 +4,8 @@ run whole-image and against the tiled run without ControlNet — peak memory and
 Run: COMFYUI_PATH=/path/to/ComfyUI PYTHONPATH=<dir with solune> python bench/bench_controlnet_tiles.py
 
 Uses ComfyUI's own SD1.5 UNet and LDM ControlNet classes at a narrow width (model_channels 32,
-attention on the half-resolution level) with default-init random weights, so a 256² latent runs
-on a CPU in seconds; ComfyUI's sampler (euler, cfg 1, 2 steps, denoise 0.5) and ControlNetApply-
+three levels, attention on the quarter-resolution one) with default-init random weights, so a 256² latent runs
+on a CPU in seconds; ComfyUI's sampler (euler, cfg 1, denoise 0.5, 1 step by default) and ControlNetApply-
 Advanced. Each configuration runs in a fresh subprocess; peak memory is that process's max RSS
 (resource.getrusage) minus its RSS just before sampling, so it is what the run itself added.
 """
@@ -25,8 +25,8 @@ CONFIGS = {
     "whole_controlnet": {"tiled_model": False, "controlnet": True},
     "tiled_plain": {"tiled_model": True, "controlnet": False},
 }
-UNET = {"in_channels": 4, "model_channels": 32, "num_res_blocks": [1, 1], "channel_mult": [1, 2],
-        "transformer_depth": [0, 1], "transformer_depth_middle": 1, "context_dim": 768, "num_heads": 1,
+UNET = {"in_channels": 4, "model_channels": 32, "num_res_blocks": [1, 1, 1], "channel_mult": [1, 2, 2],
+        "transformer_depth": [0, 0, 1], "transformer_depth_middle": 1, "context_dim": 768, "num_heads": 1,
         "num_head_channels": -1, "use_linear_in_transformer": False, "adm_in_channels": None,
         "use_spatial_transformer": True, "image_size": 32, "use_temporal_attention": False,
         "use_temporal_resblock": False, "legacy": False, "use_checkpoint": False}
@@ -67,7 +67,8 @@ def one_run(name: str, size: int, steps: int) -> dict:
     import nodes
 
     cfg = CONFIGS[name]
-    config = comfy.supported_models.SD15(dict(UNET, out_channels=4, transformer_depth_output=[1, 1, 0, 0]))
+    # output blocks take their depths from the end of the list: attention on the deepest level only
+    config = comfy.supported_models.SD15(dict(UNET, out_channels=4, transformer_depth_output=[0, 0, 0, 0, 1, 1]))
     base = config.get_model({}, device="cpu")
     default_init(base.diffusion_model, 0)
     model = comfy.model_patcher.ModelPatcher(base, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
@@ -96,7 +97,7 @@ def one_run(name: str, size: int, steps: int) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=256, help="latent size (256 = 2048 px)")
-    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--one", choices=list(CONFIGS), help=argparse.SUPPRESS)
     a = parser.parse_args()
     if a.one:

@@ -79,7 +79,7 @@ SD15_UNET = {
 }
 SDXL_UNET = {
     "in_channels": 4, "out_channels": 4, "model_channels": 320, "num_res_blocks": [1, 2], "channel_mult": [1, 1],
-    "transformer_depth": [0, 2, 5], "transformer_depth_output": [1, 1, 1, 0, 0], "transformer_depth_middle": 1,
+    "transformer_depth": [0, 2, 5], "transformer_depth_output": [0, 0, 1, 1, 1], "transformer_depth_middle": 1,
     "context_dim": 2048, "num_heads": -1, "num_head_channels": 64, "use_linear_in_transformer": True,
     "adm_in_channels": 2816,
     "num_classes": "sequential",
