@@ -128,7 +128,7 @@ def crop_rows(v: torch.Tensor, regions, k: int, rows: int, chunks: int, hint_row
     b = rows // chunks
     index = torch.arange(b) % (hint_rows or v.shape[0])
     index = index % v.shape[0]
-    crops = [v[index][..., y * k:(y + h) * k, x * k:(x + w) * k] for y, x, h, w in regions]
+    crops = [v[..., y * k:(y + h) * k, x * k:(x + w) * k][index] for y, x, h, w in regions]  # crop, then rows
     stacked = torch.stack(crops, dim=0)  # [n, b, C, h, w]
     return stacked.unsqueeze(0).expand(chunks, *stacked.shape).reshape(-1, *stacked.shape[2:])
 
