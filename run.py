@@ -29,7 +29,8 @@ Workflow formats (detected automatically; anything else is rejected):
 
 `--set NODE.INPUT=VALUE` (repeatable) edits the API-format prompt after
 conversion. NODE is a node id, or else a unique node title (`_meta.title`,
-which defaults to the class_type; titles may contain dots: the key is split
+which a UI file's untitled nodes get from their display name, as the editor
+writes it; titles may contain dots: the key is split
 on its last '.'); VALUE is parsed as JSON when it parses, else used as a
 string: `--set 3.steps=30 --set "Positive.text=a cat"`.
 

@@ -76,13 +76,15 @@ def overhead(net, size, steps):
 @torch.no_grad()
 def tiled_time(net, size, fraction_zero, batch, repeat=5):
     x = torch.randn(1, 4, size, size)
-    plan = make_plan(size, size, TileSettings(min_denoise=1.0, max_denoise=1.0, tile_width=256, tile_height=256), align=4)
+    settings = TileSettings(min_denoise=1.0, max_denoise=1.0, tile_width=256, tile_height=256)
+    plan = make_plan(size, size, settings, align=4)
     n = len(plan.layout)
     k = round(fraction_zero * n)
     scales = torch.ones(size, size)
     active = [i >= k for i in range(n)]  # the first k tiles at 0 over their whole footprint
     def call():
-        return evaluate_tiled(lambda xt, idx: net(xt, torch.ones(xt.shape[0])), x, plan.layout, plan.weights, active, x, batch)
+        return evaluate_tiled(lambda xt, idx: net(xt, torch.ones(xt.shape[0])), x, plan.layout, plan.weights, active, x,
+                              batch)
     return best_of(call, repeat), n, k, plan, scales
 
 
@@ -104,7 +106,8 @@ def peak_child(kind, size):
         "    net(x, torch.ones(1))\n"
         "else:\n"
         f"    plan = make_plan({size}, {size}, TileSettings(min_denoise=1.0, max_denoise=1.0), align=4)\n"
-        "    evaluate_tiled(lambda xt, i: net(xt, torch.ones(xt.shape[0])), x, plan.layout, plan.weights, [True]*len(plan.layout), x, 4)\n"
+        "    evaluate_tiled(lambda xt, i: net(xt, torch.ones(xt.shape[0])), x, plan.layout, plan.weights,\n"
+        "                   [True] * len(plan.layout), x, 4)\n"
         "print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=".")
@@ -130,7 +133,8 @@ def main():
         print(f"skip (256 px tiles, batch 1) p={pk:.2f} ({k}/{n} tiles at 0): {t:.3f} s vs full {full:.3f} s; "
               f"time/full {t / full:.3f}, bound (1-p)+0.05 = {(1 - pk) + 0.05:.3f}")
     ratio, tiles = area_ratio(args.memory_size)
-    print(f"evaluated area / latent area at the default 768 px tiles, 64 px overlap ({args.memory_size}x{args.memory_size} latent, {tiles} tiles): {ratio:.3f}")
+    print(f"evaluated area / latent area at the default 768 px tiles, 64 px overlap "
+          f"({args.memory_size}x{args.memory_size} latent, {tiles} tiles): {ratio:.3f}")
     t1, *_ = tiled_time(net, args.size, 0.0, 1)
     t4, *_ = tiled_time(net, args.size, 0.0, 4)
     print(f"tile batching (256 px tiles): batch 1 {t1:.3f} s, batch 4 {t4:.3f} s, speed-up {t1 / t4:.2f}x")

@@ -36,7 +36,8 @@ MODEL_KEYS = ("patches", "patches_replace", "wrappers", "callbacks")
 def check_handoff_inputs(switch=None, blend_width=None) -> str | None:
     """The message for a bad switch / blend_width, or None (None values are not known yet)."""
     if switch is not None and (error := error_of(check_number, "switch", switch, 0.0, 1.0,
-                                                 hint="the fraction of the schedule done when control passes to detail_model")):
+                                                 hint="the fraction of the schedule done when control passes to "
+                                                      "detail_model")):
         return error
     if blend_width is not None:
         return error_of(check_number, "blend_width", blend_width, 0.0, 1.0)
@@ -176,15 +177,27 @@ class SoluneExpertHandoff(io.ComfyNode):
             category="Solune/model",
             description=(
                 "One MODEL from two experts: structure_model (e.g. Sol) samples the high-noise part of the schedule, "
-                "detail_model (e.g. Lune) the rest. Each expert is evaluated in its own frame (σ/timestep, input scaling, "
-                "prediction type) and answers with x0. The run uses structure_model's σ schedule and frame; any sampler "
-                "and scheduler can drive it."
+                "detail_model (e.g. Lune) the rest. Each expert is evaluated in its own frame (σ/timestep, input "
+                "scaling, prediction type) and answers with x0. The run uses structure_model's σ schedule and frame; "
+                "any sampler and scheduler can drive it."
             ),
             inputs=[
-                io.Model.Input("structure_model", tooltip="The expert for the noisy start (composition), e.g. Sol patched as sol_v. Its prediction type sets the run's frame and schedule."),
-                io.Model.Input("detail_model", tooltip="The expert for the rest (texture, detail), e.g. Lune patched as lune_flow. Must share the latent space (same VAE) with structure_model."),
-                io.Float.Input("switch", default=0.5, min=0.0, max=1.0, step=0.01, tooltip="Fraction of structure_model's noise schedule done when control passes to detail_model (ComfyUI 'percent' units, like ControlNet start/end): 0 = detail_model throughout, 1 = structure_model throughout."),
-                io.Float.Input("blend_width", default=0.0, min=0.0, max=1.0, step=0.01, optional=True, tooltip="Width of a smooth crossfade centred on switch, in the same units (0 = hard switch). Inside it both experts run and x0 = (1 − λ)·x0_structure + λ·x0_detail."),
+                io.Model.Input("structure_model", tooltip=(
+                    "The expert for the noisy start (composition), e.g. Sol patched as sol_v. Its prediction type sets "
+                    "the run's frame and schedule."
+                )),
+                io.Model.Input("detail_model", tooltip="The expert for the rest (texture, detail), e.g. Lune patched "
+                                                       "as lune_flow. Must share the latent space (same VAE) with "
+                                                       "structure_model."),
+                io.Float.Input("switch", default=0.5, min=0.0, max=1.0, step=0.01, tooltip=(
+                    "Fraction of structure_model's noise schedule done when control passes to detail_model (ComfyUI "
+                    "'percent' units, like ControlNet start/end): 0 = detail_model throughout, 1 = structure_model "
+                    "throughout."
+                )),
+                io.Float.Input("blend_width", default=0.0, min=0.0, max=1.0, step=0.01, optional=True, tooltip=(
+                    "Width of a smooth crossfade centred on switch, in the same units (0 = hard switch). Inside it "
+                    "both experts run and x0 = (1 − λ)·x0_structure + λ·x0_detail."
+                )),
             ],
             outputs=[io.Model.Output(tooltip="The handoff model; connect it to any KSampler / SamplerCustom.")],
         )
@@ -198,4 +211,5 @@ class SoluneExpertHandoff(io.ComfyNode):
         error = check_handoff_inputs(switch, blend_width) or check_experts(structure_model, detail_model)
         if error:
             raise ValueError(f"SoluneExpertHandoff: {error}")
-        return io.NodeOutput(ExpertHandoffHook(structure_model, detail_model, float(switch), float(blend_width)).patch(structure_model))
+        hook = ExpertHandoffHook(structure_model, detail_model, float(switch), float(blend_width))
+        return io.NodeOutput(hook.patch(structure_model))

@@ -8,7 +8,9 @@ import torch
 from ..velocity import VelocityModelSampling, alphas_cumprod_from_sigmas
 
 #: the Solune SAMPLER node meant for each prediction type
-SAMPLER_FOR = {"sol_v": "SoluneSamplerSolDDPM", "lune_flow": "SoluneSamplerLuneEuler", "epsilon": "SoluneSamplerEpsilonDDIM"}
+SAMPLER_FOR = {
+    "sol_v": "SoluneSamplerSolDDPM", "lune_flow": "SoluneSamplerLuneEuler", "epsilon": "SoluneSamplerEpsilonDDIM",
+}
 
 
 def describe(ms) -> str:

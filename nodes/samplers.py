@@ -47,7 +47,10 @@ def checked_sampler(node_id: str, expected: str, function, **knobs):
     return comfy.samplers.KSAMPLER(sampler_function)
 
 
-ETA_TOOLTIP = "η: 1 = DDPM posterior step (ancestral, uses the run's seed), 0 = deterministic DDIM, in between = DDIM with that much fresh noise."
+ETA_TOOLTIP = (
+    "η: 1 = DDPM posterior step (ancestral, uses the run's seed), 0 = deterministic DDIM, in between = DDIM with "
+    "that much fresh noise."
+)
 
 
 class _EtaSampler(io.ComfyNode):
@@ -113,14 +116,15 @@ class SoluneSamplerLuneEuler(io.ComfyNode):
             category="Solune/sampling",
             description=(
                 "Lune's own sampler for a lune_flow model (SolunePredictionType prediction = lune_flow): Euler on the "
-                "rectified-flow ODE, x ← x − v·(σ − σ_next), network timestep 1000·σ. Pair it with SoluneLuneScheduler. "
-                "For SamplerCustom / SamplerCustomAdvanced."
+                "rectified-flow ODE, x ← x − v·(σ − σ_next), network timestep 1000·σ. Pair it with "
+                "SoluneLuneScheduler. For SamplerCustom / SamplerCustomAdvanced."
             ),
             inputs=[
                 io.Boolean.Input(
                     "quantize_timesteps",
                     default=False,
-                    tooltip="Round the network's timestep 1000·σ to an integer (at least 1) as Lune's authors' script does; the step itself uses the exact σ. Off = identical to ComfyUI's euler.",
+                    tooltip="Round the network's timestep 1000·σ to an integer (at least 1) as Lune's authors' script "
+                            "does; the step itself uses the exact σ. Off = identical to ComfyUI's euler.",
                 )
             ],
             outputs=[io.Sampler.Output(tooltip="The sampler; connect to SamplerCustom or SamplerCustomAdvanced.")],
@@ -136,7 +140,8 @@ class SoluneSamplerLuneEuler(io.ComfyNode):
     def execute(cls, quantize_timesteps) -> io.NodeOutput:
         if error := error_of(check_bool, "quantize_timesteps", quantize_timesteps):
             raise ValueError(f"SoluneSamplerLuneEuler: {error}")
-        return io.NodeOutput(checked_sampler("SoluneSamplerLuneEuler", "lune_flow", sample_lune_euler, quantize_timesteps=quantize_timesteps))
+        return io.NodeOutput(checked_sampler("SoluneSamplerLuneEuler", "lune_flow", sample_lune_euler,
+                                             quantize_timesteps=quantize_timesteps))
 
 
 def check_scheduler_inputs(steps=None, shift=None, denoise=None) -> str | None:
@@ -155,13 +160,20 @@ class SoluneLuneScheduler(io.ComfyNode):
             display_name="Solune Lune Scheduler",
             category="Solune/sampling",
             description=(
-                "Lune's σ schedule: σ = linspace(1, 0, steps + 1) shifted with σ' = k·σ/(1 + (k − 1)·σ). With denoise < 1 "
-                "(img2img) the last steps + 1 values of a schedule of int(steps/denoise) steps, as BasicScheduler does."
+                "Lune's σ schedule: σ = linspace(1, 0, steps + 1) shifted with σ' = k·σ/(1 + (k − 1)·σ). With "
+                "denoise < 1 (img2img) the last steps + 1 values of a schedule of int(steps/denoise) steps, as "
+                "BasicScheduler does."
             ),
             inputs=[
                 io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Number of sampling steps."),
-                io.Float.Input("shift", default=2.0, min=0.01, max=100.0, step=0.01, tooltip="Time shift k (Lune was trained at 2.0–2.5; k > 1 spends more steps at high noise). Use the same k as in SolunePredictionType."),
-                io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01, tooltip="Fraction of the schedule to run: 1 = from pure noise, < 1 = img2img starting part-way (must be > 0)."),
+                io.Float.Input("shift", default=2.0, min=0.01, max=100.0, step=0.01, tooltip=(
+                    "Time shift k (Lune was trained at 2.0–2.5; k > 1 spends more steps at high noise). Use the same k "
+                    "as in SolunePredictionType."
+                )),
+                io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01, tooltip=(
+                    "Fraction of the schedule to run: 1 = from pure noise, < 1 = img2img starting part-way (must be > "
+                    "0)."
+                )),
             ],
             outputs=[io.Sigmas.Output(tooltip="steps + 1 descending σ values ending at 0.")],
         )

@@ -11,7 +11,8 @@ from .tiled_inputs import build_plan, guide_inputs, setting_inputs, settings_err
 BORDER = (1.0, 0.25, 0.1)  # tile borders, orange-red
 
 
-def render_tile_map(plan: TilePlan, downscale: int, image: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def render_tile_map(plan: TilePlan, downscale: int,
+                    image: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(IMAGE [1, H, W, 3], MASK [1, H, W]) at pixel size: tiles shaded by their scale (grey level =
     scale, over the image at half strength when given), tile borders drawn; the MASK is the
     per-pixel scale map, nearest-upscaled."""
@@ -35,8 +36,21 @@ def render_tile_map(plan: TilePlan, downscale: int, image: torch.Tensor | None =
     return rgb[None], mask[None].to(torch.float32)
 
 
+def map_outputs(named: bool = True) -> list:
+    """The IMAGE and MASK outputs `render_tile_map` fills: the hook nodes' `tile_map` and `scale`
+    (after their own output) and SoluneTileMap's two (unnamed there, as saved workflows have them)."""
+    image_name, mask_name = ("tile_map", "scale") if named else (None, None)
+    return [
+        io.Image.Output(image_name, display_name=image_name,
+                        tooltip="Tiles shaded by scale (white = 1) with borders, at pixel size."),
+        io.Mask.Output(mask_name, display_name=mask_name,
+                       tooltip="The per-pixel scale (feathered across overlaps), at pixel size."),
+    ]
+
+
 class SoluneTileMap(io.ComfyNode):
-    """Preview of the layout Solune Tiled Img2Img would use with the same settings."""
+    """Preview of the layout Solune Tiled Img2Img would use with the same settings, without a model run
+    (the hook nodes return the same drawings of the plan they use)."""
 
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -47,19 +61,19 @@ class SoluneTileMap(io.ComfyNode):
             description=(
                 "Show the tiles and per-tile denoise scales that Solune Tiled Img2Img builds from the same settings: "
                 "an IMAGE with each tile shaded by its scale (white = 1) and its border drawn, and the feathered "
-                "per-pixel scale as a MASK."
+                "per-pixel scale as a MASK. For a preview without a model run: the tiled nodes return the same two "
+                "drawings of the plan they use (tile_map, scale)."
             ),
             inputs=[
-                io.Latent.Input("latent", tooltip="The latent whose size the layout covers (and that drives the quadtree without an image)."),
+                io.Latent.Input("latent", tooltip="The latent whose size the layout covers (and that drives the "
+                                                  "quadtree without an image)."),
                 *setting_inputs("layout"),
                 *guide_inputs(),
                 io.Model.Input("model", optional=True,
-                               tooltip="The model, for its patch size (tiles align to it); without it tiles align to 1 latent unit."),
+                               tooltip="The model, for its patch size (tiles align to it); without it tiles align to "
+                                       "1 latent unit."),
             ],
-            outputs=[
-                io.Image.Output(tooltip="Tiles shaded by scale with borders, at pixel size."),
-                io.Mask.Output(tooltip="The per-pixel scale (feathered across overlaps), at pixel size."),
-            ],
+            outputs=map_outputs(named=False),
         )
 
     @classmethod

@@ -8,7 +8,6 @@ returns x0 = x − σ·v, so v = (x − x0)/σ.
 
 from __future__ import annotations
 
-
 import torch
 
 from ..checks import check_int, check_number
@@ -35,7 +34,8 @@ def quantized_sigma(sigma: float, multiplier: float = 1000.0) -> float:
 
 
 @torch.no_grad()
-def sample_lune_euler(model, x, sigmas, extra_args=None, callback=None, disable=None, quantize_timesteps=False, multiplier=1000.0):
+def sample_lune_euler(model, x, sigmas, extra_args=None, callback=None, disable=None, quantize_timesteps=False,
+                      multiplier=1000.0):
     """Euler on the rectified-flow ODE, Lune's recipe; optionally with integer timesteps."""
     extra_args = {} if extra_args is None else extra_args
     s_in = x.new_ones([x.shape[0]])
@@ -43,7 +43,8 @@ def sample_lune_euler(model, x, sigmas, extra_args=None, callback=None, disable=
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         sigma_eval = sigma
         if quantize_timesteps:
-            sigma_eval = torch.as_tensor(quantized_sigma(float(sigma), multiplier), dtype=sigmas.dtype, device=sigmas.device)
+            sigma_eval = torch.as_tensor(quantized_sigma(float(sigma), multiplier), dtype=sigmas.dtype,
+                                         device=sigmas.device)
         denoised = model(x, sigma_eval * s_in, **extra_args)
         if callback is not None:
             callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma_eval, "denoised": denoised})

@@ -26,8 +26,8 @@ from typing import Callable
 
 import torch
 
-from ..velocity import FRAMES, convert_state
 from ..checks import check_number
+from ..velocity import FRAMES, convert_state
 
 
 def smoothstep(u: torch.Tensor) -> torch.Tensor:
@@ -50,7 +50,8 @@ class ExpertHandoff:
 
     def __init__(self, run_frame: str, structure_frame: str, detail_frame: str,
                  percent_to_sigma: Callable[[float], float], switch: float, blend_width: float = 0.0):
-        for name, frame in (("run_frame", run_frame), ("structure_frame", structure_frame), ("detail_frame", detail_frame)):
+        frames = (("run_frame", run_frame), ("structure_frame", structure_frame), ("detail_frame", detail_frame))
+        for name, frame in frames:
             if frame not in FRAMES:
                 raise ValueError(f"{name} must be one of {', '.join(FRAMES)}; got {frame!r}")
         self.run_frame, self.structure_frame, self.detail_frame = run_frame, structure_frame, detail_frame
@@ -108,7 +109,9 @@ class ExpertHandoff:
         """x0 for the run-frame state (x, σ); `*_fn(x', σ')` returns x0 for its own frame's state."""
         lam = self.detail_weight(sigma)
         need_structure, need_detail = bool((lam < 1).any()), bool((lam > 0).any())
-        x0_structure = structure_fn(*self.state_for(x, sigma, self.structure_frame, "structure")) if need_structure else None
+        x0_structure = None
+        if need_structure:
+            x0_structure = structure_fn(*self.state_for(x, sigma, self.structure_frame, "structure"))
         x0_detail = detail_fn(*self.state_for(x, sigma, self.detail_frame, "detail")) if need_detail else None
         if not need_detail:
             return x0_structure

@@ -5,6 +5,7 @@ Scenarios:
     validation_error POST /prompt answers 400 with node_errors for node 4
     execution_error  node 3 (KSampler) raises while running
     dies             the server drops every connection right after queueing the prompt
+    hostile_type     like success, but one more image's `type` is `hostile_type` (e.g. "../..")
 """
 
 from __future__ import annotations
@@ -50,8 +51,10 @@ def view_bytes(filename: str) -> bytes:
 class FakeComfyUI:
     """`with FakeComfyUI(object_info, "success") as fake:` serves on `fake.url` until the block ends."""
 
-    def __init__(self, object_info: dict, scenario: str = "success", websocket: bool = True, port: int = 0):
+    def __init__(self, object_info: dict, scenario: str = "success", websocket: bool = True, port: int = 0,
+                 hostile_type: str = "../.."):
         self.object_info = object_info
+        self.hostile_type = hostile_type
         self.scenario = scenario
         self.websocket = websocket
         self.port = port
@@ -92,6 +95,9 @@ class FakeComfyUI:
             status = {"status_str": "success", "completed": True, "messages": [
                 ["execution_start", {"prompt_id": PROMPT_ID}], ["execution_success", {"prompt_id": PROMPT_ID}]]}
             outputs = OUTPUTS
+        if self.scenario == "hostile_type":
+            outputs = {**OUTPUTS, "13": {"images": [
+                {"filename": "escaped.png", "subfolder": "", "type": self.hostile_type}]}}
         return {"prompt": [0, PROMPT_ID, self.prompts[-1], {}, ["9"]], "outputs": outputs, "status": status,
                 "meta": {}}
 

@@ -151,8 +151,9 @@ def free_port() -> int:
 
 
 class ComfyServer:
-    """A headless ComfyUI (`main.py --cpu`) with its own base directory, Solune linked into
-    custom_nodes under a deliberately odd folder name."""
+    """A headless ComfyUI (`main.py --cpu`) with its own base and user directories (the frontend's
+    settings land there, never in a user's ComfyUI), Solune linked into custom_nodes under a
+    deliberately odd folder name."""
 
     def __init__(self, comfy_path: Path, base: Path, python: str = sys.executable):
         self.comfy_path, self.base, self.python = comfy_path, base, python
@@ -184,7 +185,8 @@ class ComfyServer:
         for sub in ("input", "output", "temp", "user"):
             (self.base / sub).mkdir(exist_ok=True)
         cmd = [self.python, str(self.comfy_path / "main.py"), "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-               "--base-directory", str(self.base), "--disable-auto-launch"]
+               "--base-directory", str(self.base), "--user-directory", str(self.base / "user"),
+               "--disable-auto-launch"]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, cwd=str(self.comfy_path), stdout=self._log, stderr=subprocess.STDOUT, env=env)

@@ -25,16 +25,30 @@ def snapshot() -> dict:
 
 def test_the_examples_cover_every_feature():
     types = twins.node_types()
-    for node in ("SolunePredictionType", "SoluneTiledImg2Img", "SoluneTiledSampler", "SoluneTileMap", "SoluneExpertHandoff"):
+    for node in ("SolunePredictionType", "SoluneTiledImg2Img", "SoluneTiledSampler", "SoluneExpertHandoff"):
         assert node in types, f"no example workflow uses {node}"
     # tiled img2img: quadtree + blend; strength + a painted mask; a 2x upscale with tile-by-tile evaluation
     tiled = [twins.ui_to_api(json.loads(p.read_text()), snapshot()) for p in EXAMPLES]
+    # the tile map: every tiled example previews the hook node's own tile_map output (output 1)
+    for api in tiled:
+        hooks = {i for i, n in api.items() if n["class_type"] in ("SoluneTiledImg2Img", "SoluneTiledSampler")}
+        if hooks:
+            previews = [n for n in api.values() if n["class_type"] == "PreviewImage"]
+            assert any(tuple(n["inputs"]["images"]) in {(h, 1) for h in hooks} for n in previews)
     settings = [n["inputs"] for api in tiled for n in api.values() if n["class_type"].startswith("SoluneTiled")]
     assert any(s["layout"] == "quadtree" and s["mode"] == "blend" for s in settings)
     assert any(s["mode"] == "strength" and s["scale_mode"] == "mask" and "denoise_mask" in s for s in settings)
     assert any(s["tiled_model"] is True for s in settings)
     # ControlNet Tile refine: a tile ControlNet under tiled evaluation
     assert "ControlNetApplyAdvanced" in types
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_no_tile_setting_is_typed_twice_in_an_example(path):
+    """The preview comes from the hook node: no example sets up a SoluneTileMap beside a tiled node."""
+    types = [n["type"] for n in json.loads(path.read_text())["nodes"]]
+    if "SoluneTiledImg2Img" in types or "SoluneTiledSampler" in types:
+        assert "SoluneTileMap" not in types
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from comfy_harness import tiny_sd15_model
 from comfy_sampling_helpers import conds, ksample
 

@@ -11,7 +11,7 @@ import pytest
 WORKFLOWS = Path(__file__).resolve().parents[1] / "example_workflows"
 NAMES = ["sol_text_to_image.json", "lune_img2img.json", "sol_lune_handoff.json"]
 STOCK = {"UNETLoader", "CLIPLoader", "VAELoader", "CLIPTextEncode", "EmptyLatentImage", "LoadImage", "VAEEncode", "VAEDecode",
-         "SaveImage", "KSampler", "SamplerCustom", "BasicScheduler"}
+         "SaveImage", "KSampler", "SamplerCustom", "BasicScheduler", "LatentMultiply", "Note"}
 
 
 def load(name):
@@ -30,7 +30,8 @@ def test_workflow_links_and_sockets_agree(name):
         assert out["type"] == inp["type"] == type_
     linked = {l[0] for l in wf["links"]}
     for n in nodes.values():
-        assert n["properties"]["Node name for S&R"] == n["type"]
+        if n["type"] != "Note":
+            assert n["properties"]["Node name for S&R"] == n["type"]
         for inp in n["inputs"]:
             assert inp["link"] in linked, f"{name}: {n['type']}.{inp['name']} is not connected"
     assert sorted(n["order"] for n in nodes.values()) == list(range(len(nodes)))
@@ -59,3 +60,24 @@ def test_workflow_uses_stock_and_solune_nodes_and_the_documented_files(name):
         assert widgets["LoadImage"] == [["example.png", "image"]]
     for w in widgets.get("KSampler", []):
         assert w[1] == "fixed" and len(w) == 7
+
+
+@pytest.mark.parametrize("name", ["lune_img2img.json", "sol_lune_handoff.json"])
+def test_lune_workflows_carry_a_bypassed_output_scale_after_the_sampler(name):
+    """Early sd15-flow-lune checkpoints need their output latent scaled down: a stock LatentMultiply
+    (multiplier 1.0) sits between the sampler and the decode, bypassed (mode 4), so the file runs
+    unchanged until the user turns it on; converted, the decode reads the sampler directly."""
+    from solune.workflow import twins
+
+    wf = load(name)
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    links = {l[0]: l for l in wf["links"]}
+    scale = [n for n in nodes.values() if n["type"] == "LatentMultiply"]
+    assert len(scale) == 1 and scale[0]["mode"] == 4 and scale[0]["widgets_values"] == [1.0]
+    source = nodes[links[scale[0]["inputs"][0]["link"]][1]]
+    assert source["type"] in ("KSampler", "SamplerCustom")
+    targets = [nodes[links[i][3]] for i in scale[0]["outputs"][0]["links"]]
+    assert [t["type"] for t in targets] == ["VAEDecode"]
+    api = twins.ui_to_api(wf, json.loads((twins.API_DIR / twins.SNAPSHOT).read_text()))
+    assert "LatentMultiply" not in {n["class_type"] for n in api.values()}
+    assert api[str(targets[0]["id"])]["inputs"]["samples"] == [str(source["id"]), 0]

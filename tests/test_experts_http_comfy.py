@@ -123,6 +123,8 @@ def test_example_workflow_widgets_match_the_servers_node_definitions(comfy_serve
 
     wf = json.loads((Path(__file__).resolve().parents[1] / "example_workflows" / name).read_text())
     for node in wf["nodes"]:
+        if node["type"] in ("Note", "MarkdownNote"):  # frontend-only: the server has no definition
+            continue
         info = comfy_server.get(f"/object_info/{node['type']}")[node["type"]]
         names = widget_names(info)
         assert len(node["widgets_values"]) == len(names), (node["type"], names, node["widgets_values"])

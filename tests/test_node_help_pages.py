@@ -1,8 +1,10 @@
-"""Every node has a help page at web/docs/<NodeId>.md, and (tier 2) ComfyUI serves it."""
+"""Every node has a help page where ComfyUI's node help panel looks first, web/docs/<NodeId>/en.md,
+and (tier 2) ComfyUI serves it there."""
 
 from __future__ import annotations
 
 import asyncio
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -18,22 +20,31 @@ def node_ids():
     return [n.define_schema().node_id for n in asyncio.run(ext.get_node_list())]
 
 
+def test_help_pages_sit_in_one_folder_per_node_with_an_english_page():
+    """The panel asks for docs/<NodeId>/<locale>.md first, then docs/<NodeId>.md; a flat page would cost
+    one 404 (a console error) per node opened."""
+    assert sorted(p.name for p in DOCS.glob("*.md")) == []
+    for folder in DOCS.iterdir():
+        assert folder.is_dir() and (folder / "en.md").is_file(), folder
+        text = (folder / "en.md").read_text()
+        assert folder.name.startswith("Solune") and text.startswith("# ") and len(text) > 200, folder.name
+
+
 @pytest.mark.comfyui
 def test_every_node_has_a_help_page_and_no_page_is_orphaned(comfy):
     ids = node_ids()
     assert len(ids) == 9
-    pages = {p.stem for p in DOCS.glob("*.md")}
-    assert pages == set(ids)
-    for node_id in ids:
-        text = (DOCS / f"{node_id}.md").read_text()
-        assert text.startswith("# ") and len(text) > 200, node_id
+    assert {p.parent.name for p in DOCS.glob("*/en.md")} == set(ids)
 
 
 @pytest.mark.comfyui
-def test_comfyui_serves_the_help_pages(comfy_server):
+def test_comfyui_serves_the_help_pages_where_the_panel_asks_first(comfy_server):
     """Served under the project name from pyproject ([tool.comfy] web), whatever the folder is called
     (the test server's folder is "Solune Pack-dev.v2")."""
-    for page in sorted(DOCS.glob("*.md")):
-        url = f"{comfy_server.url}/extensions/solune/docs/{page.name}"
+    for page in sorted(DOCS.glob("*/en.md")):
+        url = f"{comfy_server.url}/extensions/solune/docs/{page.parent.name}/en.md"
         with urllib.request.urlopen(url, timeout=10) as r:
             assert r.status == 200 and r.read().decode() == page.read_text(), url
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"{comfy_server.url}/extensions/solune/docs/SoluneNoSuchNode/en.md", timeout=10)
+    assert missing.value.code == 404

@@ -7,7 +7,6 @@ import asyncio
 
 import pytest
 import torch
-
 from comfy_harness import tiny_sd15_model
 from comfy_sampling_helpers import ksample, stock_sampling_model
 
@@ -33,8 +32,9 @@ def patch(node, model, prediction, shift=2.0, zsnr=False):
 
 
 def test_entrypoint_lists_the_node_with_tooltips_and_description(comfy):
-    import solune
     from comfy_api.latest import ComfyExtension
+
+    import solune
 
     ext = asyncio.run(solune.comfy_entrypoint())
     assert isinstance(ext, ComfyExtension)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from comfy_harness import PromptRejected, load_output_latent
 
 pytestmark = pytest.mark.comfyui

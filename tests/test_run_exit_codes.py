@@ -102,7 +102,7 @@ def test_validation_error_exits_3_naming_node_class_and_message(tmp_path):
         code, err = run_cli(workflow, "--server", fake.url, "--out", str(tmp_path / "out"))
     assert code == 3
     assert "ComfyUI rejected the workflow: Prompt outputs failed validation" in err
-    assert "node 4 (CheckpointLoaderSimple): Value not in list: ckpt_name: 'missing.safetensors'" in err
+    assert "node 4 'Load Checkpoint' (CheckpointLoaderSimple): Value not in list: ckpt_name: 'missing.safetensors'" in err
     assert not (tmp_path / "out").exists()
 
 
@@ -123,6 +123,21 @@ def test_server_dying_mid_run_exits_5_with_lost_connection(tmp_path, websocket):
     assert code == 5, err
     assert f"lost connection to ComfyUI at {fake.url} while running prompt {PROMPT_ID}" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("folder_type", ["../..", "..", "/tmp", "output/../..", "models", "temp/.."])
+def test_an_output_type_outside_comfyuis_folder_types_is_refused_before_anything_is_written(tmp_path, folder_type):
+    """A server (or anything on its port) that answers a history entry with a hostile `type`
+    cannot make the runner write outside --out: exit 5, the type named, no file downloaded."""
+    workflow = write(tmp_path, TXT2IMG_API)
+    out = tmp_path / "a" / "b" / "out"
+    before = sorted(tmp_path.rglob("*"))
+    with FakeComfyUI(OBJECT_INFO, "hostile_type", hostile_type=folder_type) as fake:
+        code, err = run_cli(workflow, "--server", fake.url, "--out", str(out))
+    assert code == 5, err
+    assert f"the server gave its type as {folder_type!r}; ComfyUI's folder types are output, temp, input" in err
+    assert fake.views == []
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 def test_unreachable_server_exits_5_naming_the_url(tmp_path):
@@ -236,6 +251,19 @@ def test_comfyui_that_fails_to_start_exits_5_with_its_log(tmp_path):
     assert code == 5
     assert "ComfyUI exited with code 1 while starting" in err
     assert "No module named 'torch'" in err
+
+
+def test_comfyui_started_by_a_python_without_its_requirements_names_the_module_and_python(tmp_path):
+    """Started from a Python lacking ComfyUI's requirements, ComfyUI dies on its first import; the
+    runner names the missing module and says to pass --python with ComfyUI's own interpreter."""
+    comfy = tmp_path / "ComfyUI"
+    (comfy / ".venv" / "bin").mkdir(parents=True)
+    (comfy / ".venv" / "bin" / "python").write_text("")
+    (comfy / "main.py").write_text("import solune_test_module_that_does_not_exist\n")
+    code, err = run_cli(write(tmp_path, TXT2IMG_API), "--comfyui", str(comfy))
+    assert code == 5
+    assert f"({sys.executable}) has no module named 'solune_test_module_that_does_not_exist'" in err
+    assert f"pass --python with ComfyUI's own interpreter (e.g. --python {comfy / '.venv' / 'bin' / 'python'})" in err
 
 
 def test_comfyui_folder_without_main_py_exits_2(tmp_path):

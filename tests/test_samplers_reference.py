@@ -7,8 +7,8 @@ import math
 
 import pytest
 import torch
-
 from analytic import GaussianData
+
 from solune.samplers import lune_sigmas, sample_epsilon_ddim, sample_lune_euler, sample_sol_ddpm
 from solune.velocity import Epsilon, LuneFlow, SolV
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from comfy_sampling_helpers import ksample
 from tiled_comfy_helpers import standin_model, tiled_patch
 
@@ -270,3 +269,37 @@ def test_a_clone_of_the_patched_model_shares_the_hook_and_copies_no_tensor(comfy
     for kind in (comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, comfy.patcher_extension.WrappersMP.APPLY_MODEL):
         assert clone.wrappers[kind][hook.key][0].__self__ is hook
     assert torch.equal(ksample(clone, lat, steps=3, denoise=0.6), ksample(patched, lat, steps=3, denoise=0.6))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_hook_nodes_scale_output_is_the_plan_the_run_uses(comfy, mode):
+    """Sampled with a mask: where the `scale` output is 0 the input comes back exactly, where it is 1
+    the stock KSampler's result; `tile_map`/`scale` are what SoluneTileMap draws for the same settings."""
+    from comfy_sampling_helpers import conds
+
+    from solune.nodes.tile_map import SoluneTileMap
+    from solune.nodes.tiled_img2img import SoluneTiledImg2Img, SoluneTiledSampler
+
+    lat = latent(16, 24, seed=6)
+    model = standin_model("sol_v", pointwise=True)  # a pixel's x0 depends on that pixel only
+    mask = torch.zeros(16 * 8, 24 * 8)
+    mask[:, 13 * 8:] = 1.0
+    mask[:4 * 8, :] = 0.0
+    settings = dict(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", tile_width=64, tile_height=64, overlap=16)
+    pos, neg = conds()
+    out, tile_map, scale = SoluneTiledSampler.execute(
+        model=model, seed=42, steps=4, cfg=4.0, sampler_name="dpmpp_2m", scheduler="normal", positive=pos,
+        negative=neg, latent_image={"samples": lat}, denoise=0.6, denoise_mask=mask, mode=mode, **settings).result
+    stock = ksample(model, lat, sampler="dpmpp_2m", steps=4, cfg=4.0, denoise=0.6, seed=42)
+    assert scale.shape == (1, 128, 192) and tile_map.shape == (1, 128, 192, 3)
+    at_latent = scale[0, ::8, ::8]
+    zero, one = at_latent == 0, at_latent == 1
+    assert zero.any() and one.any() and not (zero | one).all()
+    assert float((out["samples"] - lat)[..., zero].abs().max()) <= 1e-5
+    assert float((out["samples"] - stock)[..., one].abs().max()) <= 1e-5
+    assert float((out["samples"] - lat)[..., one].abs().max()) > 1e-2  # the model did change those pixels
+    preview = SoluneTileMap.execute(latent={"samples": lat}, denoise_mask=mask, model=model, **settings).result
+    hook = SoluneTiledImg2Img.execute(model=model, latent={"samples": lat}, denoise_mask=mask, mode=mode,
+                                      **settings).result
+    for drawn in (preview, hook[1:]):
+        assert torch.equal(drawn[0], tile_map) and torch.equal(drawn[1], scale)

@@ -5,8 +5,8 @@ a strength-mode pixel is a stock img2img at denoise m inside the schedule."""
 
 import pytest
 import torch
-
 from analytic import GaussianData
+
 from solune.samplers.tiled import PreserveState, TileSettings, make_plan
 from solune.samplers.tiled.preserve import blend_x0, start_sigmas
 from solune.velocity import make_prediction

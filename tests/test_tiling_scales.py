@@ -96,7 +96,8 @@ def test_from_mask_latent_size_and_batch_mean():
 @pytest.mark.parametrize(
     "mask, lo, hi, pattern",
     [
-        (torch.zeros(100, 100), 0.0, 1.0, r"mask size \(100, 100\) must match the image \(128, 128\) or the latent \(16, 16\)"),
+        (torch.zeros(100, 100), 0.0, 1.0, r"mask size \(100, 100\) must match the image \(128, 128\) or the latent "
+                                          r"\(16, 16\)"),
         (torch.zeros(2, 2, 16, 16), 0.0, 1.0, r"mask must be a non-empty MASK tensor"),
         (torch.full((16, 16), float("nan")), 0.0, 1.0, r"mask must hold only finite values"),
         (torch.full((16, 16), 2.0), 0.0, 1.0, r"mask values must lie in \[0, 1\]; got range \[2.0, 2.0\]"),

@@ -6,8 +6,12 @@ import pytest
 import torch
 
 from solune.velocity import Epsilon, LuneFlow, SolV, flow_shift
-from solune.velocity.schedule import flow_unshift, rescale_zero_terminal_snr
-from solune.velocity.schedule import ZSNR_LAST_ALPHA_CUMPROD, ddpm_alphas_cumprod
+from solune.velocity.schedule import (
+    ZSNR_LAST_ALPHA_CUMPROD,
+    ddpm_alphas_cumprod,
+    flow_unshift,
+    rescale_zero_terminal_snr,
+)
 
 
 def reference_sigmas():

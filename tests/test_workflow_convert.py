@@ -9,6 +9,7 @@ import pytest
 from _ui_graph import FIXTURES, TXT2IMG_API, UIGraph, load_object_info, txt2img_graph
 
 from solune.workflow import WorkflowError, detect_format, to_api, ui_to_api
+from solune.workflow.overrides import apply_overrides, parse_override
 
 OBJECT_INFO = load_object_info()
 
@@ -26,7 +27,7 @@ def save_latent(g: UIGraph, node_id: int = 9) -> None:
     g.add(node_id, "SaveLatent", ["latents/test"], inputs=[("samples", "LATENT")])
 
 
-EMPTY_LATENT = {"class_type": "EmptyLatentImage", "_meta": {"title": "EmptyLatentImage"},
+EMPTY_LATENT = {"class_type": "EmptyLatentImage", "_meta": {"title": "Empty Latent Image"},
                 "inputs": {"width": 64, "height": 64, "batch_size": 1}}
 
 
@@ -92,10 +93,30 @@ def test_dict_widgets_values_are_matched_by_name():
     assert convert(g)["1"]["inputs"] == {"width": 256, "height": 128, "batch_size": 2}
 
 
-def test_title_becomes_meta_title_and_defaults_to_type():
+def test_title_becomes_meta_title_and_defaults_to_the_display_name():
+    api = convert(txt2img_graph())
+    """As the editor's graphToPrompt writes `_meta.title`: the node's own title, else the display name
+    from /object_info, else (no display name) the class type."""
     api = convert(txt2img_graph())
     assert api["6"]["_meta"] == {"title": "Positive"}
-    assert api["3"]["_meta"] == {"title": "KSampler"}
+    assert api["9"]["_meta"] == {"title": "Save Image"}
+    assert api["4"]["_meta"] == {"title": "Load Checkpoint"}
+    g = UIGraph()
+    g.add(1, "EmptyLatentImage", [64, 64, 1], outputs=[("LATENT", "LATENT")])
+    g.add(2, "LatentConcat", ["x"], inputs=[("samples1", "LATENT"), ("samples2", "LATENT")],
+          outputs=[("LATENT", "LATENT")])
+    save_latent(g)
+    g.connect(1, 0, 2, "samples1")
+    g.connect(1, 0, 2, "samples2")
+    g.connect(2, 0, 9, "samples")
+    assert convert(g)["2"]["_meta"] == {"title": "LatentConcat"}
+
+
+def test_set_finds_an_untitled_node_by_its_display_name():
+    """`--set "Save Image.filename_prefix=..."` names the same node in a UI file as in an Export (API) one."""
+    api = convert(txt2img_graph())
+    apply_overrides(api, [parse_override("Save Image.filename_prefix=run1")], OBJECT_INFO)
+    assert api["9"]["inputs"]["filename_prefix"] == "run1"
 
 
 # --- links: converted widgets, reroutes, primitives -----------------------------------------
@@ -109,7 +130,7 @@ def test_converted_widget_takes_its_link_but_keeps_its_slot():
     api = convert(g)
     expected = copy.deepcopy(TXT2IMG_API)
     expected["3"]["inputs"]["cfg"] = ["12", 0]
-    expected["12"] = {"class_type": "FloatSeedNode", "_meta": {"title": "FloatSeedNode"},
+    expected["12"] = {"class_type": "FloatSeedNode", "_meta": {"title": "Float Seed Node"},
                       "inputs": {"seed": 0.0, "amount": 1}}
     assert api == expected
 
@@ -131,7 +152,7 @@ def test_primitive_node_value_feeds_every_target():
     g.connect(1, 0, 9, "samples")
     api = convert(g)
     assert api == {
-        "1": {"class_type": "EmptyLatentImage", "_meta": {"title": "EmptyLatentImage"},
+        "1": {"class_type": "EmptyLatentImage", "_meta": {"title": "Empty Latent Image"},
               "inputs": {"width": 96, "height": 96, "batch_size": 1}},
         "9": saved_from(["1", 0]),
     }
@@ -188,7 +209,7 @@ def upscale_chain(modes: dict[int, int]) -> UIGraph:
     return g
 
 
-UPSCALE = {"class_type": "LatentUpscale", "_meta": {"title": "LatentUpscale"},
+UPSCALE = {"class_type": "LatentUpscale", "_meta": {"title": "Upscale Latent"},
            "inputs": {"upscale_method": "nearest-exact", "width": 128, "height": 128, "crop": "disabled",
                       "samples": ["1", 0]}}
 

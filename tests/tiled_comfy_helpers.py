@@ -49,6 +49,7 @@ def standin_model(prediction="epsilon", channels=4, pointwise=False, seed=0, pat
     import comfy.model_base
     import comfy.model_patcher
     import comfy.supported_models
+
     from solune.nodes.prediction_type import SolunePredictionType
 
     config_cls = comfy.supported_models.SD15 if channels == 4 else comfy.supported_models.Flux

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..checks import check_choice, check_int, check_number
+from ..checks import check_choice, check_finite, check_int, check_number
 from .layout import Tile, TileLayout, _overlap_latent
 
 CRITERIA = ("variance", "gradient")
@@ -18,8 +18,7 @@ def _content_2d(content: torch.Tensor) -> torch.Tensor:
         raise ValueError(
             f"content must be a non-empty tensor [C, H, W] or [B, C, H, W]; got shape {tuple(content.shape)}"
         )
-    if not torch.isfinite(content).all():
-        raise ValueError("content must hold only finite values; got NaN or inf")
+    check_finite("content", content)
     content = content.to(torch.float64)
     return content.mean(dim=0) if content.dim() == 4 else content
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_int
+from ..checks import check_finite, check_int
 
 
 def area_resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -38,8 +38,7 @@ def image_to_latent_size(image: torch.Tensor, latent_h: int, latent_w: int) -> t
     """
     if image.dim() != 4 or min(image.shape) < 1:
         raise ValueError(f"image must be a non-empty IMAGE tensor [B, H, W, C]; got shape {tuple(image.shape)}")
-    if not torch.isfinite(image).all():
-        raise ValueError("image must hold only finite values; got NaN or inf")
+    check_finite("image", image)
     return area_resize(image.movedim(-1, 1), latent_h, latent_w)
 
 
@@ -67,8 +66,7 @@ def mask_to_latent_size(mask: torch.Tensor, latent_h: int, latent_w: int, downsc
             f"mask size {tuple(mask.shape[-2:])} must match the image {allowed[0]} "
             f"or the latent {allowed[1]} (H, W)"
         )
-    if not torch.isfinite(mask).all():
-        raise ValueError("mask must hold only finite values; got NaN or inf")
+    check_finite("mask", mask)
     lo, hi = float(mask.min()), float(mask.max())
     if lo < 0.0 or hi > 1.0:
         raise ValueError(f"mask values must lie in [0, 1]; got range [{lo}, {hi}]")

@@ -33,7 +33,8 @@ def ddpm_betas(
         raise ValueError(f"num_timesteps must be an integer >= 2; got {num_timesteps!r}")
     if not (0.0 < linear_start < linear_end < 1.0):
         raise ValueError(
-            f"linear_start and linear_end must satisfy 0 < linear_start < linear_end < 1; got linear_start={linear_start!r}, "
+            f"linear_start and linear_end must satisfy 0 < linear_start < linear_end < 1; got "
+            f"linear_start={linear_start!r}, "
             f"linear_end={linear_end!r}"
         )
     return torch.linspace(linear_start**0.5, linear_end**0.5, int(num_timesteps), dtype=torch.float64) ** 2

@@ -158,7 +158,8 @@ class _Converter:
                 log.info("%s: input '%s' lost its link (%s); using its widget value", where, name, source.why_missing)
             else:
                 missing[name] = source.why_missing
-        title = node.get("title") or node["type"]
+        # As the editor's graphToPrompt writes it: an untitled node is named by its display name.
+        title = node.get("title") or info.get("display_name") or node["type"]
         return {"inputs": inputs, "class_type": node["type"], "_meta": {"title": title}}, missing
 
     def _resolve(self, link_id: object, seen: set) -> _Source:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -27,6 +28,8 @@ from .errors import ServerError, WorkflowError
 log = logging.getLogger(__name__)
 
 PACK_DIR = Path(__file__).resolve().parent.parent  # the repository root is the package
+MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
+VENV_PYTHONS = (".venv/bin/python", "venv/bin/python", ".venv/Scripts/python.exe", "venv/Scripts/python.exe")
 
 
 def free_port() -> int:
@@ -101,7 +104,8 @@ class LocalComfyUI:
         while True:
             code = self.process.poll()
             if code is not None:
-                raise ServerError(f"ComfyUI exited with code {code} while starting; last lines of its log:\n{self.log_tail()}")
+                raise ServerError(f"ComfyUI exited with code {code} while starting{self.missing_requirement()}; "
+                                  f"last lines of its log:\n{self.log_tail()}")
             try:
                 client.object_info()
                 log.info("ComfyUI is ready at %s", self.url)
@@ -114,6 +118,19 @@ class LocalComfyUI:
                     f"last lines of its log:\n{self.log_tail()}"
                 )
             time.sleep(0.5)
+
+    def missing_requirement(self) -> str:
+        """`: <python> lacks ... pass --python ...` when the log shows a missing module, else ""."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        found = MISSING_MODULE.findall(self.log_path.read_text(encoding="utf-8", errors="replace"))
+        if not found:
+            return ""
+        own = [str(self.comfyui_dir / p) for p in VENV_PYTHONS if (self.comfyui_dir / p).is_file()]
+        example = own[0] if own else "/path/to/ComfyUI/.venv/bin/python"
+        return (f": the Python it was started with ({self.python}) has no module named '{found[-1]}', one of "
+                f"ComfyUI's requirements; pass --python with ComfyUI's own interpreter (e.g. --python {example}), "
+                f"or install {self.comfyui_dir / 'requirements.txt'} into this Python")
 
     def died(self) -> bool:
         """True when the server process has exited."""

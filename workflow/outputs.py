@@ -17,6 +17,9 @@ from .errors import ServerError, WorkflowError
 
 log = logging.getLogger(__name__)
 
+# ComfyUI's folder types (folder_paths.get_directory_by_type); `type` names a local folder too.
+FOLDER_TYPES = ("output", "temp", "input")
+
 
 @dataclass(frozen=True)
 class OutputFile:
@@ -28,6 +31,11 @@ class OutputFile:
 
     def local_path(self, out_dir: Path) -> Path:
         """Where this file goes under `out_dir`; refuses names that would escape it."""
+        if self.type not in FOLDER_TYPES:
+            raise ServerError(
+                f"refusing output {self.filename!r} of node {self.node_id}: the server gave its type as "
+                f"{self.type!r}; ComfyUI's folder types are {', '.join(FOLDER_TYPES)}"
+            )
         parts = [] if self.type == "output" else [self.type]
         for piece in (self.subfolder, self.filename):
             for part in PurePosixPath(piece.replace("\\", "/")).parts:
@@ -55,9 +63,9 @@ def output_files(entry: dict) -> list[OutputFile]:
 
 def download_outputs(client: ComfyClient, files: list[OutputFile], out_dir: Path) -> list[Path]:
     """Download `files` into `out_dir`; return the written paths."""
+    targets = [file.local_path(out_dir) for file in files]  # every path checked before anything is written
     written = []
-    for file in files:
-        target = file.local_path(out_dir)
+    for file, target in zip(files, targets):
         data = client.view(file.filename, file.subfolder, file.type)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -125,14 +125,16 @@ def evaluate_tiled(
         if active[i]:
             evaluated[tile.slices] = True
         else:
-            out[..., tile.y0 : tile.y1, tile.x0 : tile.x1] += fill[..., tile.y0 : tile.y1, tile.x0 : tile.x1] * weights[i].to(out)
+            region = (..., slice(tile.y0, tile.y1), slice(tile.x0, tile.x1))
+            out[region] += fill[region] * weights[i].to(out)
     b = x.shape[0] // chunks
     for done, indices in enumerate(batches, start=1):
         result = denoise(crop_tiles(x, layout, indices, chunks), indices)
         result = result.reshape(chunks, len(indices), b, *result.shape[1:]).to(out)
         for j, i in enumerate(indices):
             tile = layout.tiles[i]
-            out[..., tile.y0 : tile.y1, tile.x0 : tile.x1] += result[:, j].reshape(-1, *result.shape[3:]) * weights[i].to(out)
+            region = (..., slice(tile.y0, tile.y1), slice(tile.x0, tile.x1))
+            out[region] += result[:, j].reshape(-1, *result.shape[3:]) * weights[i].to(out)
         if progress is not None:
             progress(done, len(batches))
     # where only skipped tiles reach, the fill itself (a sum of weights is 1 only to rounding)
