@@ -235,3 +235,27 @@ def test_two_stacked_tiled_patches_share_one_per_tile_controlnet(files):
     zero = family_plan(model, lat, min_denoise=0.0, max_denoise=1.0, scale_mode="mask",
                        denoise_mask=right_mask(start=12)).scale_map == 0
     assert float((out - lat)[..., zero].abs().max()) <= 1e-5
+
+
+def test_tiled_controlnet_with_a_batch_of_two_takes_each_images_hint(files):
+    """A latent batch of 2 with a batch of 2 hints: every tile row gets its own image's hint crop,
+    as ComfyUI's broadcast gives the whole input."""
+    model = load_unet(files, "sd15")
+    lat = torch.cat([family_latent("sd15", *WIDE, seed=1), family_latent("sd15", *WIDE, seed=2)])
+    pos, neg = conds("sd15")
+    cn = load_controlnet(files, "sd15")
+    hints = torch.cat([hint_image(WIDE[0] * 8, WIDE[1] * 8, seed=6), hint_image(WIDE[0] * 8, WIDE[1] * 8, seed=7)])
+    pos, neg = apply_controlnet(pos, neg, cn, hints, strength=1.0)
+    kw = {"min_denoise": 0.0, "max_denoise": 1.0, "scale_mode": "mask", "denoise_mask": right_mask(start=12), **TILES}
+    recorder = CallRecorder()
+    patched = recorder.add_inner(tiled_patch(recorder.add_outer(model), lat, tiled_model=True, **kw))
+    shapes, handles = count_controlnet_calls([cn])
+    try:
+        sample(patched, lat, pos, neg)
+        assert shapes and all(s[0] % 4 == 0 for s in shapes)  # 2 images x cond/uncond per tile
+        shapes.clear()
+        assert check_tiles_are_the_model_on_their_crops(model, recorder, WIDE,
+                                                        reference_control(model, pos[0][1]["control"], WIDE))
+    finally:
+        for h in handles:
+            h.remove()
