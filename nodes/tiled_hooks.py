@@ -16,6 +16,9 @@ stack):
 4. `apply_model` (`WrappersMP.APPLY_MODEL`, tiled_model) — every cond/uncond chunk: `evaluate`
    runs the model tile by tile; tiles `active` calls inactive (weight 0 over their footprint) are
    not evaluated and take x0_orig.
+5. `calc_cond_batch` (`WrappersMP.CALC_COND_BATCH`, tiled_model) — every evaluation: the conds'
+   ControlNets are deferred (`nodes/tiled_control.py`), so each tile batch gets its control from the
+   ControlNet run on its own crop of the input and of the hint.
 
 The hook itself holds only what the node built (the original latent, the plan, the settings) and
 never changes after construction; a clone of the patched model shares it (`__deepcopy__` returns
@@ -34,6 +37,7 @@ import comfy.utils
 import torch
 
 from ..samplers.tiled import PreserveState, TilePlan, active_tiles, evaluate_tiled, tile_args
+from .tiled_control import DeferredControl, RunControls, defer_controls
 
 NODE = "SoluneTiledImg2Img"
 WRAPPERS = comfy.patcher_extension.WrappersMP
@@ -84,6 +88,7 @@ class TiledImg2ImgHook:
 
     def __init__(self, original: torch.Tensor, plan: TilePlan, mode: str, tiled_model: bool, tile_batch_size: int):
         self.key = f"solune_tiled_img2img_{uuid.uuid4().hex}"
+        self.controls_key = f"{self.key}_controls"
         self.original = original.detach().to(torch.float32).clone()
         self.plan = plan
         self.mode = mode
@@ -102,6 +107,7 @@ class TiledImg2ImgHook:
         m.set_model_sampler_post_cfg_function(self.post_cfg)
         if self.tiled_model:
             m.add_wrapper_with_key(WRAPPERS.APPLY_MODEL, self.key, self.apply_model)
+            m.add_wrapper_with_key(WRAPPERS.CALC_COND_BATCH, self.key, self.calc_cond_batch)
         return m
 
     def run(self, transformer_options: dict) -> TiledRun:
@@ -124,12 +130,19 @@ class TiledImg2ImgHook:
         )
         options = extra_args["model_options"]
         previous = options.get("transformer_options", {})
-        options["transformer_options"] = {**previous, self.key: TiledRun(state, self.plan)}
+        options["transformer_options"] = {**previous, self.key: TiledRun(state, self.plan),
+                                          self.controls_key: RunControls(NODE)}
         try:
             samples = executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
         finally:
             options["transformer_options"] = previous
         return state.write_back(samples)
+
+    def calc_cond_batch(self, executor, model, conds, x_in, timestep, model_options):
+        controls = model_options.get("transformer_options", {}).get(self.controls_key)
+        if controls is not None and any(c.get("control") is not None for cond in conds if cond for c in cond):
+            conds = defer_controls(conds, controls)
+        return executor(model, conds, x_in, timestep, model_options)
 
     def predict_noise(self, executor, x, timestep, model_options, seed):
         run = self.run(model_options.get("transformer_options", {}))
@@ -145,6 +158,8 @@ class TiledImg2ImgHook:
         layout = self.plan.layout
         if run is None or tuple(x.shape[-2:]) != (layout.latent_h, layout.latent_w):
             # an area conditioning evaluates a crop: it is small already, evaluate it whole
+            if isinstance(control, DeferredControl):
+                control = control.resolve()
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
         return self.evaluate(run, executor, x, t, c_concat, c_crossattn, control, transformer_options, kwargs)
 
@@ -164,12 +179,17 @@ class TiledImg2ImgHook:
         fill = run.state.x0_orig.to(x)
         if fill.shape[0] not in (1, x.shape[0]):
             fill = fill.repeat(x.shape[0] // fill.shape[0], *([1] * (fill.dim() - 1)))
-        rest = (t, c_concat, c_crossattn, control, kwargs)
+        deferred = control if isinstance(control, DeferredControl) else None
+        rest = (t, c_concat, c_crossattn, None if deferred is not None else control, kwargs)
         bar = {}
 
         def denoise(x_tiles, indices):
             comfy.model_management.throw_exception_if_processing_interrupted()
             tt, cc, ca, ctl, kw = tile_args(rest, layout, indices, x.shape[0], chunks)
+            if deferred is not None:  # the ControlNet on this batch's crops (nodes/tiled_control.py)
+                regions = [(t.y0, t.x0, t.h, t.w) for t in (layout.tiles[i] for i in indices)]
+                cond = {"c_concat": cc, "c_crossattn": ca, **kw, "transformer_options": transformer_options}
+                ctl = deferred.for_tiles(x_tiles, tt, cond, regions, chunks, transformer_options)
             return executor(x_tiles, tt, cc, ca, ctl, transformer_options, **kw)
 
         def progress(done, total):
