@@ -13,27 +13,32 @@ BORDER = (1.0, 0.25, 0.1)  # tile borders, orange-red
 
 def render_tile_map(plan: TilePlan, downscale: int,
                     image: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(IMAGE [1, H, W, 3], MASK [1, H, W]) at pixel size: tiles shaded by their scale (grey level =
+    """(IMAGE [B, H, W, 3], MASK [B, H, W]) at pixel size: tiles shaded by their scale (grey level =
     scale, over the image at half strength when given), tile borders drawn; the MASK is the
-    per-pixel scale map, nearest-upscaled."""
+    per-pixel scale map, nearest-upscaled. With scale_mode pixel the shading is the per-pixel
+    scale itself (one picture per sample when the mask has the latent's batch); B is 1 otherwise."""
     layout = plan.layout
     H, W = layout.latent_h * downscale, layout.latent_w * downscale
-    shade = torch.zeros(H, W, dtype=torch.float32)
-    cores = layout.cores if layout.cores is not None else layout.tiles
-    for core, scale in zip(cores, plan.scales):
-        shade[core.y0 * downscale : core.y1 * downscale, core.x0 * downscale : core.x1 * downscale] = scale
-    rgb = shade[..., None].expand(H, W, 3).clone()
+    mask = plan.scale_map.reshape(-1, layout.latent_h, layout.latent_w).to(torch.float32).cpu()
+    mask = mask.repeat_interleave(downscale, 1).repeat_interleave(downscale, 2)
+    if plan.per_pixel:
+        shade = mask.clone()
+    else:
+        shade = torch.zeros(1, H, W, dtype=torch.float32)
+        cores = layout.cores if layout.cores is not None else layout.tiles
+        for core, scale in zip(cores, plan.scales):
+            shade[:, core.y0 * downscale : core.y1 * downscale, core.x0 * downscale : core.x1 * downscale] = scale
+    rgb = shade[..., None].expand(*shade.shape, 3).clone()
     if image is not None:
         rgb = 0.5 * rgb + 0.5 * image[0, ..., :3].to(torch.float32).cpu()
     color = torch.tensor(BORDER)
     for tile in layout.tiles:
         y0, y1, x0, x1 = tile.y0 * downscale, tile.y1 * downscale - 1, tile.x0 * downscale, tile.x1 * downscale - 1
-        rgb[y0, x0 : x1 + 1] = color
-        rgb[y1, x0 : x1 + 1] = color
-        rgb[y0 : y1 + 1, x0] = color
-        rgb[y0 : y1 + 1, x1] = color
-    mask = plan.scale_map.repeat_interleave(downscale, 0).repeat_interleave(downscale, 1)
-    return rgb[None], mask[None].to(torch.float32)
+        rgb[:, y0, x0 : x1 + 1] = color
+        rgb[:, y1, x0 : x1 + 1] = color
+        rgb[:, y0 : y1 + 1, x0] = color
+        rgb[:, y0 : y1 + 1, x1] = color
+    return rgb, mask
 
 
 def map_outputs(named: bool = True) -> list:
@@ -42,9 +47,11 @@ def map_outputs(named: bool = True) -> list:
     image_name, mask_name = ("tile_map", "scale") if named else (None, None)
     return [
         io.Image.Output(image_name, display_name=image_name,
-                        tooltip="Tiles shaded by scale (white = 1) with borders, at pixel size."),
+                        tooltip="Tiles shaded by scale (white = 1; scale_mode pixel: the per-pixel scale) with "
+                                "borders, at pixel size."),
         io.Mask.Output(mask_name, display_name=mask_name,
-                       tooltip="The per-pixel scale (feathered across overlaps), at pixel size."),
+                       tooltip="The per-pixel scale (feathered across overlaps; scale_mode pixel: from the mask), "
+                               "at pixel size."),
     ]
 
 
@@ -60,8 +67,9 @@ class SoluneTileMap(io.ComfyNode):
             category="Solune/sampling",
             description=(
                 "Show the tiles and per-tile denoise scales that Solune Tiled Img2Img builds from the same settings: "
-                "an IMAGE with each tile shaded by its scale (white = 1) and its border drawn, and the feathered "
-                "per-pixel scale as a MASK. For a preview without a model run: the tiled nodes return the same two "
+                "an IMAGE with each tile shaded by its scale (white = 1; scale_mode pixel: the per-pixel scale) "
+                "and its border drawn, and the per-pixel scale (feathered across overlaps, or the mask's own in "
+                "pixel mode) as a MASK. For a preview without a model run: the tiled nodes return the same two "
                 "drawings of the plan they use (tile_map, scale)."
             ),
             inputs=[

@@ -167,7 +167,7 @@ class TiledImg2ImgHook:
 
     def active(self, run: TiledRun, t: torch.Tensor) -> list[bool]:
         """Per tile, whether the model evaluates it at σ = t (else it takes x0_orig)."""
-        return active_tiles(run.plan.layout, run.state.weight(t))
+        return active_tiles(run.plan.layout, run.state.any_weight(t))
 
     def evaluate(self, run: TiledRun, executor, x, t, c_concat, c_crossattn, control, transformer_options: dict,
                  kwargs: dict) -> torch.Tensor:

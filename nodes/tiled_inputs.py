@@ -31,8 +31,8 @@ def guide_inputs() -> list:
     """Optional denoise_mask and image."""
     return [
         io.Mask.Input("denoise_mask", optional=True,
-                      tooltip="Needed by scale_mode mask: 1 = change, 0 = keep; at the image's pixel size or the "
-                              "latent's size."),
+                      tooltip="Needed by scale_mode mask and pixel: 1 = change, 0 = keep. Any size (stretched to the "
+                              "latent as ComfyUI does), batch 1 or the latent's."),
         io.Image.Input("image", optional=True,
                        tooltip="Drives the quadtree instead of the latent; must be the latent's pixel size."),
     ]

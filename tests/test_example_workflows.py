@@ -39,6 +39,9 @@ def test_the_examples_cover_every_feature():
     assert any(s["layout"] == "quadtree" and s["mode"] == "blend" for s in settings)
     assert any(s["mode"] == "strength" and s["scale_mode"] == "mask" and "denoise_mask" in s for s in settings)
     assert any(s["tiled_model"] is True for s in settings)
+    # a soft-mask retouch: LoadImage's mask grown and blurred by stock nodes, per-pixel scale
+    assert any(s["scale_mode"] == "pixel" and "denoise_mask" in s for s in settings)
+    assert {"GrowMask", "ImageBlur", "ImageToMask"} <= types
     # ControlNet Tile refine: a tile ControlNet under tiled evaluation
     assert "ControlNetApplyAdvanced" in types
 
@@ -157,3 +160,20 @@ def test_an_execution_error_exits_non_zero_with_the_nodes_message(server_with_im
     result = run_cli(server_with_image, str(path), *args, "--out", str(tmp_path))
     assert result.returncode in (3, 4), result.stderr
     assert "LoadImage" in result.stderr
+
+
+@pytest.mark.comfyui
+@pytest.mark.parametrize("name", ["tiled_img2img_strength_mask", "tiled_img2img_soft_mask_pixel"])
+def test_a_mask_example_runs_on_a_picture_without_alpha(server_with_image, name, tmp_path):
+    """LoadImage then hands over its 64×64 all-zero placeholder mask: used as it is, with a warning."""
+    from PIL import Image
+
+    Image.new("RGB", (96, 64), (90, 140, 200)).save(server_with_image.base / "input" / "solune_no_alpha.png")
+    path = next(p for p in EXAMPLES if p.stem == name)
+    load = next(n for n in json.loads(path.read_text())["nodes"] if n["type"] == "LoadImage")
+    args = model_overrides(path) + ["--set", f"{load['id']}.image=solune_no_alpha.png"]
+    before = len(server_with_image.log_path.read_text(errors="replace"))
+    result = run_cli(server_with_image, str(path), *args, "--out", str(tmp_path))
+    assert result.returncode == 0, f"stderr:\n{result.stderr}\nserver:\n{server_with_image.log_tail()}"
+    log = server_with_image.log_path.read_text(errors="replace")[before:]
+    assert "denoise_mask is all zero" in log and "64×64 px has another aspect ratio than the image (96×64 px)" in log

@@ -216,10 +216,13 @@ def test_the_input_model_is_untouched_and_two_patches_use_distinct_keys(comfy):
     (dict(sampled=latent(8, 8, batch=3), orig=latent(8, 8, batch=2)), r"latent batch must be 1 \(broadcast\) or the sampled batch 3; got 2"),
     (dict(orig=torch.full((1, 4, 8, 8), float("nan"))), "latent must hold only finite values; got 256 NaN"),
     (dict(kw={"min_denoise": 0.8, "max_denoise": 0.2}), r"min_denoise must be <= max_denoise \(0.2\); got 0.8"),
-    (dict(kw={"scale_mode": "mask", "denoise_mask": torch.ones(32, 32)}), "mask size"),
+    (dict(kw={"scale_mode": "mask", "denoise_mask": torch.full((32, 32), 1.5)}),
+     r"denoise_mask must hold values in \[0, 1\]"),
+    (dict(kw={"scale_mode": "pixel", "denoise_mask": torch.full((1, 64, 64), float("nan"))}), "denoise_mask must hold"),
     (dict(kw={"layout": "quadtree", "image": torch.rand(1, 32, 32, 3)}), "image must be an IMAGE of the latent's pixel size"),
     (dict(kw={"mode": "soft"}), "mode must be one of"),
-    (dict(kw={"scale_mode": "mask"}), "denoise_mask must be a MASK when scale_mode is 'mask'; got None"),
+    (dict(kw={"scale_mode": "mask"}), "denoise_mask must be connected for scale_mode 'mask'"),
+    (dict(kw={"scale_mode": "pixel"}), "denoise_mask must be connected for scale_mode 'pixel'"),
     (dict(kw={"tile_width": 16, "tile_height": 16, "overlap": 16}), None),
 ])
 def test_bad_input_is_refused_before_sampling_with_a_clear_message(comfy, bad, match):

@@ -13,10 +13,10 @@ Nothing here imports ComfyUI.
 from .feather import FALLOFFS, blend_map, tile_weights
 from .layout import TileLayout, grid_layout
 from .quadtree import CRITERIA, quadtree_layout
-from .resize import image_to_latent_size, mask_to_latent_size
+from .resize import check_mask, image_to_latent_size, mask_to_latent_size
 from .scales import scales_by_area, scales_from_mask, uniform_scales
 
 __all__ = [
-    "CRITERIA", "FALLOFFS", "TileLayout", "blend_map", "grid_layout", "image_to_latent_size", "mask_to_latent_size",
-    "quadtree_layout", "scales_by_area", "scales_from_mask", "tile_weights", "uniform_scales",
+    "CRITERIA", "FALLOFFS", "TileLayout", "blend_map", "check_mask", "grid_layout", "image_to_latent_size",
+    "mask_to_latent_size", "quadtree_layout", "scales_by_area", "scales_from_mask", "tile_weights", "uniform_scales",
 ]

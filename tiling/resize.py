@@ -1,11 +1,26 @@
-"""Bring pixel-space guidance (an IMAGE, a MASK) to the latent grid by area averaging."""
+"""Bring pixel-space guidance (an IMAGE, a MASK) to the latent grid.
+
+Masks follow ComfyUI's convention (SetLatentNoiseMask, DifferentialDiffusion, KSampler's noise
+mask): any size is stretched to the latent — area averaging along an axis that shrinks, bilinear
+along one that grows — with batch 1 or the latent's batch.
+"""
 
 from __future__ import annotations
+
+import logging
 
 import torch
 import torch.nn.functional as F
 
 from ..checks import check_finite, check_int
+
+log = logging.getLogger(__name__)
+
+# A mask whose aspect ratio is off the image's by more than this is still used (stretched), with a warning.
+ASPECT_TOLERANCE = 0.01
+# Float32 rounding of stock mask nodes (ImageBlur's normalised kernel gives 1 + 1e-6 inside a painted area):
+# values this close outside [0, 1] are clamped onto it, anything further out is refused.
+RANGE_TOLERANCE = 1e-5
 
 
 def area_resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -42,33 +57,94 @@ def image_to_latent_size(image: torch.Tensor, latent_h: int, latent_w: int) -> t
     return area_resize(image.movedim(-1, 1), latent_h, latent_w)
 
 
-def mask_to_latent_size(mask: torch.Tensor, latent_h: int, latent_w: int, downscale: int = 8) -> torch.Tensor:
-    """A ComfyUI MASK [H, W] or [B, H, W] as one latent-size map [latent_h, latent_w] (float64).
+def check_mask(mask: torch.Tensor, batch: int | None = None, name: str = "denoise_mask") -> None:
+    """Raise a ValueError naming `name` unless `mask` is a MASK [H, W] or [B, H, W] with values in [0, 1].
 
-    The mask may be at pixel size (latent * downscale) or already at latent
-    size; a batch is averaged into one map (a layout serves the whole batch).
-    Values must be finite and in [0, 1].
+    Args:
+        mask: The user's mask (1 = change, 0 = keep).
+        batch: The latent's batch; the mask's batch must then be 1 or this.
+        name: The input's name in messages.
+    """
+    if not isinstance(mask, torch.Tensor) or mask.dim() not in (2, 3) or min(mask.shape) < 1:
+        shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"{name} must be a non-empty MASK [H, W] or [B, H, W]; got {shape}")
+    if batch is not None and mask.dim() == 3 and mask.shape[0] not in (1, batch):
+        raise ValueError(f"{name} must have batch 1 or the latent's batch {batch}; got batch {mask.shape[0]}")
+    check_finite(name, mask)
+    lo, hi = float(mask.min()), float(mask.max())
+    if lo < -RANGE_TOLERANCE or hi > 1.0 + RANGE_TOLERANCE:
+        raise ValueError(f"{name} must hold values in [0, 1] (1 = change, 0 = keep); got values in [{lo:g}, {hi:g}]")
+
+
+def _warn_about(mask: torch.Tensor, latent_h: int, latent_w: int, downscale: int, name: str) -> None:
+    h, w = mask.shape[-2:]
+    if abs((w / h) / (latent_w / latent_h) - 1.0) > ASPECT_TOLERANCE:
+        log.warning(
+            "%s of %d×%d px has another aspect ratio than the image (%d×%d px); it is stretched to the latent "
+            "(%d×%d) as ComfyUI stretches masks",
+            name, w, h, latent_w * downscale, latent_h * downscale, latent_w, latent_h,
+        )
+    if not bool(mask.any()):
+        log.warning(
+            "%s is all zero (LoadImage returns a 64×64 all-zero mask for a picture without alpha): it is used as it "
+            "is, so every pixel gets min_denoise — at min_denoise 0 the whole image keeps the original; paint the "
+            "area to change in the mask editor", name,
+        )
+
+
+def resize_mask(mask: torch.Tensor, latent_h: int, latent_w: int) -> torch.Tensor:
+    """A checked MASK [B, H, W] of any size stretched to [B, latent_h, latent_w] (float64).
+
+    Per axis: area averaging when it shrinks, bilinear (half-pixel centres) when it grows, the
+    identity when it keeps its size. Values within `RANGE_TOLERANCE` outside [0, 1] are clamped
+    onto it first. Zeros stay exactly 0 and ones exactly 1 (an area mean of equal values is that
+    value; bilinear weights of equal values sum to 1 up to one ulp, so the result is clamped).
+    """
+    x = mask.reshape(-1, 1, *mask.shape[-2:]).to(torch.float64).clamp(0.0, 1.0)
+    h, w = x.shape[-2:]
+    shrunk = (min(h, latent_h), min(w, latent_w))
+    if shrunk != (h, w):
+        x = F.interpolate(x, size=shrunk, mode="area")
+    if shrunk != (latent_h, latent_w):
+        x = F.interpolate(x, size=(latent_h, latent_w), mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
+    return x[:, 0]
+
+
+def mask_to_latent_size(
+    mask: torch.Tensor,
+    latent_h: int,
+    latent_w: int,
+    downscale: int = 8,
+    *,
+    batch: int | None = None,
+    per_sample: bool = False,
+    warn: bool = True,
+    name: str = "denoise_mask",
+) -> torch.Tensor:
+    """A user's MASK as a latent-size map: [latent_h, latent_w], or [B', latent_h, latent_w] with `per_sample`.
+
+    ComfyUI's convention: any size (stretched, see `resize_mask`), batch 1 or the latent's batch,
+    values in [0, 1]. Without `per_sample` a batch is averaged into one map (a tile layout serves
+    the whole batch). With `warn`, logs one warning when the mask's aspect ratio differs from the
+    image's by more than 1 % and one when the mask is all zero (it is used as it is).
 
     Args:
         mask: MASK tensor [H, W] or [B, H, W].
         latent_h: Latent height.
         latent_w: Latent width.
-        downscale: Pixels per latent unit.
+        downscale: Pixels per latent unit (for the image size in messages).
+        batch: The latent's batch (checked against the mask's when given).
+        per_sample: Keep the mask's batch (1 or `batch`) instead of averaging it.
+        warn: Log the aspect-ratio and all-zero warnings.
+        name: The input's name in messages.
     """
     latent_h = check_int("latent_h", latent_h, 1)
     latent_w = check_int("latent_w", latent_w, 1)
     downscale = check_int("downscale", downscale, 1)
-    if mask.dim() not in (2, 3) or min(mask.shape) < 1:
-        raise ValueError(f"mask must be a non-empty MASK tensor [H, W] or [B, H, W]; got shape {tuple(mask.shape)}")
-    allowed = ((latent_h * downscale, latent_w * downscale), (latent_h, latent_w))
-    if tuple(mask.shape[-2:]) not in allowed:
-        raise ValueError(
-            f"mask size {tuple(mask.shape[-2:])} must match the image {allowed[0]} "
-            f"or the latent {allowed[1]} (H, W)"
-        )
-    check_finite("mask", mask)
-    lo, hi = float(mask.min()), float(mask.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ValueError(f"mask values must lie in [0, 1]; got range [{lo}, {hi}]")
-    batch = mask.reshape(-1, 1, *mask.shape[-2:]).mean(dim=0, keepdim=True, dtype=torch.float64)
-    return area_resize(batch, latent_h, latent_w)[0, 0]
+    check_mask(mask, batch, name)
+    if warn:
+        _warn_about(mask, latent_h, latent_w, downscale, name)
+    resized = resize_mask(mask.detach().cpu(), latent_h, latent_w)
+    if per_sample:
+        return resized
+    return resized[0] if resized.shape[0] == 1 else resized.mean(dim=0)

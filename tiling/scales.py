@@ -60,17 +60,16 @@ def scales_from_mask(
 ) -> tuple[float, ...]:
     """Scales from a MASK: `min_denoise + mean * (max_denoise - min_denoise)` per tile.
 
-    The mask is area-resized to the latent (a batch is averaged, see
+    The mask is brought to the latent size (stretched as ComfyUI does, a batch averaged, see
     `mask_to_latent_size`), then averaged over each tile's full footprint.
 
     Args:
         layout: The tile layout.
-        mask: MASK [H, W] or [B, H, W], at pixel size (latent * downscale) or
-            latent size, values in [0, 1]; 1 means "change this".
+        mask: MASK [H, W] or [B, H, W] of any size, values in [0, 1]; 1 means "change this".
         min_denoise: Scale where the mask is 0, in [0, 1].
         max_denoise: Scale where the mask is 1, in [min_denoise, 1].
     """
     lo, hi = _check_range(min_denoise, max_denoise)
-    m = mask_to_latent_size(mask, layout.latent_h, layout.latent_w, layout.downscale)
+    m = mask_to_latent_size(mask, layout.latent_h, layout.latent_w, layout.downscale, warn=False)  # the plan warns
     means = [float(m[tile.slices].mean()) for tile in layout.tiles]
     return tuple(lo + mean * (hi - lo) for mean in means)

@@ -11,6 +11,12 @@ Scale modes (`settings.SCALE_MODES`):
     get `max_denoise`.
   * "mask": `min_denoise + mean(mask) · (max_denoise − min_denoise)` over each tile; needs
     `denoise_mask`.
+  * "pixel": per pixel, `min_denoise + (max_denoise − min_denoise) · mask` with the mask at the
+    latent size, no tile feathering on top (the scale is as soft as the mask); needs
+    `denoise_mask`. A mask with the latent's batch gives each sample its own map. A tile's entry
+    in `scales` is the largest scale over its footprint (0: the tile is never evaluated).
+
+Masks of any size are stretched to the latent as ComfyUI does (`tiling.mask_to_latent_size`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from ...checks import check_finite
 from ...tiling import (
     TileLayout,
     blend_map,
+    check_mask,
     grid_layout,
     image_to_latent_size,
     mask_to_latent_size,
@@ -33,17 +40,22 @@ from ...tiling import (
     tile_weights,
     uniform_scales,
 )
-from .settings import TileSettings
+from .settings import MASK_MODES, TileSettings
 
 
 @dataclass(frozen=True)
 class TilePlan:
-    """Layout, per-tile scales, per-pixel scale map [H, W] (float32) and feather weights."""
+    """Layout, per-tile scales, per-pixel scale map and feather weights.
+
+    `scale_map` is [H, W] (float32), or [B, H, W] for scale_mode pixel with a mask of the latent's
+    batch B; `per_pixel` is True when the map comes from the mask pixel by pixel (scale_mode pixel).
+    """
 
     layout: TileLayout
     scales: tuple[float, ...]
     scale_map: torch.Tensor
     weights: tuple[torch.Tensor, ...]
+    per_pixel: bool = False
 
 
 def check_guides(settings: TileSettings, samples: torch.Tensor, downscale: int, denoise_mask=None,
@@ -52,15 +64,15 @@ def check_guides(settings: TileSettings, samples: torch.Tensor, downscale: int, 
     if samples.dim() != 4:
         raise ValueError(f"latent must be an image LATENT [B, C, H, W]; got shape {tuple(samples.shape)}")
     check_finite("latent", samples)
-    if settings.scale_mode == "mask" and denoise_mask is None:
-        raise ValueError("denoise_mask must be a MASK when scale_mode is 'mask'; got None (connect a MASK or "
-                         "pick uniform / by_area)")
-    if settings.scale_mode != "mask" and denoise_mask is not None:
-        raise ValueError(f"scale_mode must be 'mask' when a denoise_mask is connected; got {settings.scale_mode!r} "
-                         f"(set scale_mode to 'mask' or disconnect the mask)")
+    if settings.scale_mode in MASK_MODES and denoise_mask is None:
+        raise ValueError(f"denoise_mask must be connected for scale_mode {settings.scale_mode!r} (a MASK: "
+                         f"1 = change, 0 = keep; any size); got none")
+    if settings.scale_mode not in MASK_MODES and denoise_mask is not None:
+        raise ValueError(f"scale_mode must be 'mask' or 'pixel' when a denoise_mask is connected; got "
+                         f"{settings.scale_mode!r} (set scale_mode to 'mask' or 'pixel', or disconnect the mask)")
     latent_h, latent_w = samples.shape[-2:]
     if denoise_mask is not None:
-        mask_to_latent_size(denoise_mask, latent_h, latent_w, downscale)  # checks size and range
+        check_mask(denoise_mask, samples.shape[0])  # any size; batch 1 or the latent's; values in [0, 1]
     if image is not None:
         expected = (latent_h * downscale, latent_w * downscale)
         if image.dim() != 4 or tuple(image.shape[1:3]) != expected:
@@ -109,7 +121,8 @@ def make_plan(
         latent_h, latent_w: Latent size.
         settings: The layout settings (the run settings are not used here).
         downscale: Pixels per latent unit; `align` the model's patch size in latent units.
-        denoise_mask: MASK for scale_mode "mask".
+        denoise_mask: MASK [H', W'] or [B', H', W'] of any size for scale_mode "mask" / "pixel" (B' is 1 or
+            the latent's batch; checked by `check_guides`).
         content: Latent [B, C, H, W] that drives the quadtree when no `image` is given.
         image: IMAGE [B, H·downscale, W·downscale, C] that drives the quadtree (area-resized to the latent).
     """
@@ -130,6 +143,10 @@ def make_plan(
     elif s.scale_mode == "by_area":
         scales = scales_by_area(tiles, s.min_denoise, s.max_denoise)
     else:
+        # the one intake of the user's mask: stretched to the latent, warnings logged once
+        latent_mask = mask_to_latent_size(denoise_mask, latent_h, latent_w, downscale, per_sample=True)
+        if s.scale_mode == "pixel":
+            return _pixel_plan(tiles, latent_mask, s.min_denoise, s.max_denoise, s.falloff)
         scales = scales_from_mask(tiles, denoise_mask, s.min_denoise, s.max_denoise)
     scale_map = blend_map(tiles, scales, s.falloff, torch.float64)
     # exact 0 and 1 where every covering tile is 0 or 1 (the float64 sum of weights rounds)
@@ -138,3 +155,15 @@ def make_plan(
         exact = blend_map(tiles, [float(x == value) for x in scales], s.falloff, torch.float64)
         scale_map = torch.where(exact >= 1 - 1e-9, torch.tensor(value), scale_map)
     return TilePlan(tiles, tuple(scales), scale_map, tuple(tile_weights(tiles, s.falloff, torch.float32)))
+
+
+def _pixel_plan(tiles: TileLayout, mask: torch.Tensor, lo: float, hi: float, falloff: str) -> TilePlan:
+    """scale_mode pixel: scale = lerp(min, max, mask) per pixel ([B', H, W] float64 mask at the latent size).
+
+    `torch.lerp` is exact at both ends, so mask 0 gives min_denoise and mask 1 max_denoise exactly.
+    """
+    scale = torch.lerp(torch.full_like(mask, lo), torch.full_like(mask, hi), mask).to(torch.float32)
+    scale = scale[0] if scale.shape[0] == 1 else scale
+    top = scale.reshape(-1, tiles.latent_h, tiles.latent_w).amax(dim=0)
+    scales = tuple(float(top[t.slices].max()) for t in tiles.tiles)
+    return TilePlan(tiles, scales, scale, tuple(tile_weights(tiles, falloff, torch.float32)), per_pixel=True)

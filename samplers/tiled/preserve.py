@@ -74,7 +74,7 @@ class PreserveState:
 
     Args:
         x0_orig: Clean original in model space [B or 1, C, H, W].
-        scale: Per-pixel scale m [H, W] in [0, 1].
+        scale: Per-pixel scale m [H, W] in [0, 1], or [B, H, W]: one map per sample.
         mode: "blend" or "strength".
         sigmas: The run's schedule (strength: where each pixel starts).
         noise: The run's initial noise [B, C, H, W] (strength: re-noises held pixels).
@@ -91,12 +91,13 @@ class PreserveState:
         renoise: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ):
         self.mode = check_choice("mode", mode, MODES)
-        if scale.dim() != 2 or tuple(scale.shape) != tuple(x0_orig.shape[-2:]):
-            raise ValueError(f"scale must be [H, W] = {tuple(x0_orig.shape[-2:])}; got shape {tuple(scale.shape)}")
+        size = tuple(x0_orig.shape[-2:])
+        if scale.dim() not in (2, 3) or tuple(scale.shape[-2:]) != size:
+            raise ValueError(f"scale must be [H, W] or [B, H, W] with (H, W) = {size}; got shape {tuple(scale.shape)}")
         self.x0_orig = x0_orig
-        self.scale = scale.to(torch.float32)
+        self.scale = scale.to(torch.float32).reshape(-1, 1, *size)  # [1 or B, 1, H, W]
         self.zero = self.scale == 0
-        self._blend_weight = self.scale[None, None]
+        self._blend_weight = self.scale
         if mode == "strength":
             if sigmas is None or noise is None or renoise is None:
                 raise ValueError("strength mode needs the run's sigmas, noise and a renoise function")
@@ -107,7 +108,7 @@ class PreserveState:
         return sigma.reshape(-1, *([1] * (like.dim() - 1))).to(like.device, torch.float32)
 
     def held(self, sigma: torch.Tensor) -> torch.Tensor:
-        """Strength mode: bool [B, 1, H, W], True where the pixel has not started at this σ."""
+        """Strength mode: bool [B, 1, H, W], True where the pixel has not started at this σ ([B])."""
         s = self._sigma(sigma, self.x0_orig)
         return s > self.sigma_start.to(s.device) * (1 + SIGMA_RTOL)
 
@@ -116,6 +117,16 @@ class PreserveState:
         if self.mode == "blend":
             return self._blend_weight
         return (~self.held(sigma)).to(torch.float32)
+
+    def any_weight(self, sigma: torch.Tensor) -> torch.Tensor:
+        """[1 or B', 1, H, W]: the weight at the smallest σ of `sigma`, for deciding which tiles to evaluate.
+
+        Weights only grow as σ falls, so this is non-zero wherever any row's weight is; it also
+        serves an input whose rows (cond and uncond batched) outnumber the per-sample maps.
+        """
+        if self.mode == "blend":
+            return self._blend_weight
+        return self.weight(sigma.reshape(-1).amin().reshape(1))
 
     def hold_input(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """Strength mode: the model input with held pixels set to the re-noised original."""

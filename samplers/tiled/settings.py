@@ -19,7 +19,9 @@ from ...tiling import CRITERIA, FALLOFFS
 
 LAYOUTS = ("grid", "quadtree")
 #: how tiles get their scale (the one list of scale modes)
-SCALE_MODES = ("uniform", "by_area", "mask")
+SCALE_MODES = ("uniform", "by_area", "mask", "pixel")
+#: the scale modes that read denoise_mask
+MASK_MODES = ("mask", "pixel")
 MODES = ("blend", "strength")
 
 
@@ -63,17 +65,18 @@ class TileSettings:
     """The settings of one tiled img2img run (pixels for sizes); checked on construction."""
 
     min_denoise: float = _setting(
-        0.3, "Smallest per-tile denoise scale (by_area: the largest tiles; mask: where the mask is 0). Unused by "
+        0.3, "Smallest denoise scale (by_area: the largest tiles; mask, pixel: where the mask is 0). Unused by "
         "uniform.", lo=0.0, hi=1.0, step=0.01)
     max_denoise: float = _setting(
-        0.6, "Largest per-tile denoise scale (uniform: every tile; by_area: the smallest tiles; mask: where the "
+        0.6, "Largest denoise scale (uniform: every tile; by_area: the smallest tiles; mask, pixel: where the "
         "mask is 1).", lo=0.0, hi=1.0, step=0.01)
     layout: str = _setting(
         "grid", "grid: equal tiles of tile_width × tile_height. quadtree: small tiles where the image (or latent) "
         "is busy, large where it is flat.", choices=LAYOUTS)
     scale_mode: str = _setting(
         "uniform", "How tiles get their scale. uniform: max_denoise everywhere. by_area: small tiles max_denoise, "
-        "the largest min_denoise. mask: mean of denoise_mask per tile, mapped to [min_denoise, max_denoise].",
+        "the largest min_denoise. mask: mean of denoise_mask per tile, mapped to [min_denoise, max_denoise]. "
+        "pixel: every pixel its own scale min + (max − min)·mask, as soft as the mask (no tile feathering).",
         choices=SCALE_MODES)
     tile_width: int = _setting(
         768, "Grid tile width in pixels (rounded down to the model's latent factor and patch size; clamped to the "
