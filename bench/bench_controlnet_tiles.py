@@ -62,9 +62,9 @@ def one_run(name: str, size: int, steps: int) -> dict:
     import comfy.sample
     import comfy.supported_models
     import torch
-    from solune.nodes.tiled_img2img import SoluneTiledImg2Img
 
     import nodes
+    from solune.nodes.tiled_img2img import SoluneTiledImg2Img
 
     cfg = CONFIGS[name]
     # output blocks take their depths from the end of the list: attention on the deepest level only
