@@ -17,6 +17,9 @@ stack):
    runs the model only on windows (at most the user's tile size) that cover the pixels whose
    weight is non-zero, grown by a margin of the overlap (`samplers/tiled/windows.py`); the rest
    takes x0_orig.
+5. `calc_cond_batch` (`WrappersMP.CALC_COND_BATCH`, tiled_model) — every evaluation: the conds'
+   ControlNets are deferred (`nodes/tiled_control.py`), so each tile batch gets its control from the
+   ControlNet run on its own crop of the input and of the hint.
 
 The per-evaluation maths is `samplers.tiled.TiledRun` (pure torch, tested without ComfyUI): it
 decides what is active from CPU data (strength mode: after one host read of σ per evaluation, in
@@ -38,6 +41,7 @@ import comfy.utils
 import torch
 
 from ..samplers.tiled import PreserveState, TiledRun, TilePlan, tile_args
+from .tiled_control import DeferredControl, RunControls, defer_controls
 
 NODE = "SoluneTiledImg2Img"
 WRAPPERS = comfy.patcher_extension.WrappersMP
@@ -80,6 +84,7 @@ class TiledImg2ImgHook:
 
     def __init__(self, original: torch.Tensor, plan: TilePlan, mode: str, tiled_model: bool, tile_batch_size: int):
         self.key = f"solune_tiled_img2img_{uuid.uuid4().hex}"
+        self.controls_key = f"{self.key}_controls"
         self.original = original.detach().to(torch.float32).clone()
         self.plan = plan
         self.mode = mode
@@ -98,6 +103,7 @@ class TiledImg2ImgHook:
         m.set_model_sampler_post_cfg_function(self.post_cfg)
         if self.tiled_model:
             m.add_wrapper_with_key(WRAPPERS.APPLY_MODEL, self.key, self.apply_model)
+            m.add_wrapper_with_key(WRAPPERS.CALC_COND_BATCH, self.key, self.calc_cond_batch)
         return m
 
     def run(self, transformer_options: dict) -> TiledRun:
@@ -120,12 +126,19 @@ class TiledImg2ImgHook:
         )
         options = extra_args["model_options"]
         previous = options.get("transformer_options", {})
-        options["transformer_options"] = {**previous, self.key: TiledRun(state, self.plan)}
+        options["transformer_options"] = {**previous, self.key: TiledRun(state, self.plan),
+                                          self.controls_key: RunControls(NODE)}
         try:
             samples = executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
         finally:
             options["transformer_options"] = previous
         return state.write_back(samples)
+
+    def calc_cond_batch(self, executor, model, conds, x_in, timestep, model_options):
+        controls = model_options.get("transformer_options", {}).get(self.controls_key)
+        if controls is not None and any(c.get("control") is not None for cond in conds if cond for c in cond):
+            conds = defer_controls(conds, controls)
+        return executor(model, conds, x_in, timestep, model_options)
 
     def predict_noise(self, executor, x, timestep, model_options, seed):
         run = self.run(model_options.get("transformer_options", {}))
@@ -145,6 +158,8 @@ class TiledImg2ImgHook:
         layout = self.plan.layout
         if run is None or tuple(x.shape[-2:]) != (layout.latent_h, layout.latent_w):
             # an area conditioning evaluates a crop: it is small already, evaluate it whole
+            if isinstance(control, DeferredControl):
+                control = control.resolve()
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
         return self.evaluate(run, executor, x, t, c_concat, c_crossattn, control, transformer_options, kwargs)
 
@@ -156,12 +171,17 @@ class TiledImg2ImgHook:
         chunks = len(transformer_options.get("cond_or_uncond", [])) or 1
         if x.shape[0] % chunks:
             chunks = 1
-        rest = (t, c_concat, c_crossattn, control, kwargs)
+        deferred = control if isinstance(control, DeferredControl) else None
+        rest = (t, c_concat, c_crossattn, None if deferred is not None else control, kwargs)
         bar = {}
 
         def denoise(x_crops, windows, indices):
             comfy.model_management.throw_exception_if_processing_interrupted()
             tt, cc, ca, ctl, kw = tile_args(rest, windows, indices, x.shape[0], chunks)
+            if deferred is not None:  # the ControlNet on this batch's crops (nodes/tiled_control.py)
+                regions = [(w.y0, w.x0, w.h, w.w) for w in (windows.tiles[i] for i in indices)]
+                cond = {"c_concat": cc, "c_crossattn": ca, **kw, "transformer_options": transformer_options}
+                ctl = deferred.for_tiles(x_crops, tt, cond, regions, chunks, transformer_options)
             return executor(x_crops, tt, cc, ca, ctl, transformer_options, **kw)
 
         def progress(done, total):

@@ -166,12 +166,15 @@ class ComfyServer:
         import comfy.utils
 
         models = self.base / "models"
-        for sub in ("diffusion_models", "text_encoders", "vae", "checkpoints"):
+        for sub in ("diffusion_models", "text_encoders", "vae", "checkpoints", "controlnet"):
             (models / sub).mkdir(parents=True, exist_ok=True)
         for i, seed in enumerate(unet_seeds):
             comfy.utils.save_torch_file(tiny_sd15_unet_state_dict(seed), str(models / "diffusion_models" / f"tiny_sd15_{i}.safetensors"))
         comfy.utils.save_torch_file(clip_l_state_dict(), str(models / "text_encoders" / "tiny_clip_l.safetensors"))
         comfy.utils.save_torch_file(taesd_state_dict(), str(models / "vae" / "tiny_taesd.safetensors"))
+        from comfy_families import SD15_UNET, controlnet_state_dict  # an LDM ControlNet for the tiny SD1.5 UNet
+
+        comfy.utils.save_torch_file(controlnet_state_dict(SD15_UNET), str(models / "controlnet" / "tiny_sd15_controlnet.safetensors"))
 
     def start(self, timeout: float = 180.0):
         nodes = self.base / "custom_nodes"

@@ -16,7 +16,7 @@ from solune.workflow import twins
 EXAMPLES = twins.ui_files()
 FRONTEND_ONLY = {"Reroute", "PrimitiveNode", "Note", "MarkdownNote"}
 LOADERS = {"UNETLoader": "unet_name", "CLIPLoader": "clip_name", "VAELoader": "vae_name", "LoadImage": "image",
-           "CheckpointLoaderSimple": "ckpt_name"}
+           "CheckpointLoaderSimple": "ckpt_name", "ControlNetLoader": "control_net_name"}
 
 
 def snapshot() -> dict:
@@ -42,6 +42,8 @@ def test_the_examples_cover_every_feature():
     # a soft-mask retouch: LoadImage's mask grown and blurred by stock nodes, per-pixel scale
     assert any(s["scale_mode"] == "pixel" and "denoise_mask" in s for s in settings)
     assert {"GrowMask", "ImageBlur", "ImageToMask"} <= types
+    # ControlNet Tile refine: a tile ControlNet under tiled evaluation
+    assert "ControlNetApplyAdvanced" in types
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
@@ -106,6 +108,8 @@ def model_overrides(path: Path) -> list[str]:
             sets.append(f"{node['id']}.clip_name=tiny_clip_l.safetensors")
         elif kind == "VAELoader":
             sets.append(f"{node['id']}.vae_name=tiny_taesd.safetensors")
+        elif kind == "ControlNetLoader":
+            sets.append(f"{node['id']}.control_net_name=tiny_sd15_controlnet.safetensors")
         elif kind == "LoadImage":
             sets.append(f"{node['id']}.image=solune_example.png")
         elif kind == "EmptyLatentImage":  # the tiny UNet runs at 16×16 latents, not the example's size

@@ -47,7 +47,7 @@ def node_types(ui_dir: Path = UI_DIR) -> set[str]:
 # Inputs whose options are the files on one machine (models, input images): the snapshot keeps
 # them empty, so it is the same wherever it is taken.
 FILE_INPUTS = {"UNETLoader": "unet_name", "CLIPLoader": "clip_name", "VAELoader": "vae_name",
-               "CheckpointLoaderSimple": "ckpt_name", "LoadImage": "image"}
+               "CheckpointLoaderSimple": "ckpt_name", "LoadImage": "image", "ControlNetLoader": "control_net_name"}
 
 
 # Where a node's module was loaded from (custom_nodes/<folder name>) says nothing about the node.
