@@ -27,8 +27,9 @@ def _range(kind: str, lo, hi, lo_open: bool) -> str:
     return kind
 
 
-def check_number(name: str, value, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
-                 hint: str = "") -> float:
+def check_number(
+    name: str, value, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False, hint: str = ""
+) -> float:
     """A finite number in [lo, hi] ((lo, hi] with `lo_open`; a missing bound is unbounded)."""
     allowed = _range("a number", lo, hi, lo_open)
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):

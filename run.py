@@ -103,13 +103,27 @@ def build_parser() -> argparse.ArgumentParser:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--server", default=DEFAULT_SERVER, help=f"ComfyUI server URL (default {DEFAULT_SERVER})")
     where.add_argument("--comfyui", metavar="DIR", help="start a headless ComfyUI from this folder for this run")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.INPUT=VALUE",
-                        help="set an input after conversion; NODE is an id or a title; VALUE is JSON or a string")
-    parser.add_argument("--out", default="solune-out", metavar="DIR", help="where to save outputs (default ./solune-out)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="NODE.INPUT=VALUE",
+        help="set an input after conversion; NODE is an id or a title; VALUE is JSON or a string",
+    )
+    parser.add_argument(
+        "--out", default="solune-out", metavar="DIR", help="where to save outputs (default ./solune-out)"
+    )
     parser.add_argument("--python", metavar="PY", help="Python used to start --comfyui (default: this one)")
-    parser.add_argument("--comfyui-args", default="", metavar="ARGS", help="extra arguments for --comfyui's main.py, one string")
-    parser.add_argument("--startup-timeout", type=float, default=300.0, metavar="S", help="seconds to wait for --comfyui to start")
-    parser.add_argument("--dry-run", action="store_true", help="print the API-format prompt on stdout instead of queueing it")
+    parser.add_argument(
+        "--comfyui-args", default="", metavar="ARGS", help="extra arguments for --comfyui's main.py, one string"
+    )
+    parser.add_argument(
+        "--startup-timeout", type=float, default=300.0, metavar="S", help="seconds to wait for --comfyui to start"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the API-format prompt on stdout instead of queueing it"
+    )
     parser.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log diagnostics (-v info, -vv debug)")
     return parser
@@ -129,8 +143,10 @@ def load_workflow(path: str) -> object:
 
 def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     console = console or Console(show_progress=not args.no_progress)
     try:
         return _run(args, console)
@@ -159,20 +175,24 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
     local = None
     if args.comfyui:
-        local = LocalComfyUI(args.comfyui, python=args.python, extra_args=extra_args,
-                             startup_timeout=args.startup_timeout)
+        local = LocalComfyUI(
+            args.comfyui, python=args.python, extra_args=extra_args, startup_timeout=args.startup_timeout
+        )
         console.say(f"starting ComfyUI from {local.comfyui_dir} ...")
     with local if local is not None else contextlib.nullcontext(args.server) as url:
         try:
             return _run_on(ComfyClient(url), data, kind, overrides, args, console)
         except ServerError as error:
             if local is not None and local.died():
-                raise ServerError(f"{error}\nthe ComfyUI started by --comfyui died; last lines of its log:\n{local.log_tail()}") from error
+                raise ServerError(
+                    f"{error}\nthe ComfyUI started by --comfyui died; last lines of its log:\n{local.log_tail()}"
+                ) from error
             raise
 
 
-def _run_on(client: ComfyClient, data: object, kind: str, overrides: list, args: argparse.Namespace,
-            console: Console) -> int:
+def _run_on(
+    client: ComfyClient, data: object, kind: str, overrides: list, args: argparse.Namespace, console: Console
+) -> int:
     object_info = client.object_info() if kind == "ui" or overrides else None
     prompt = to_api(data, object_info)
     if not prompt:

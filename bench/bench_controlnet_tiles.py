@@ -25,11 +25,25 @@ CONFIGS = {
     "whole_controlnet": {"tiled_model": False, "controlnet": True},
     "tiled_plain": {"tiled_model": True, "controlnet": False},
 }
-UNET = {"in_channels": 4, "model_channels": 32, "num_res_blocks": [1, 1, 1], "channel_mult": [1, 2, 2],
-        "transformer_depth": [0, 0, 1], "transformer_depth_middle": 1, "context_dim": 768, "num_heads": 1,
-        "num_head_channels": -1, "use_linear_in_transformer": False, "adm_in_channels": None,
-        "use_spatial_transformer": True, "image_size": 32, "use_temporal_attention": False,
-        "use_temporal_resblock": False, "legacy": False, "use_checkpoint": False}
+UNET = {
+    "in_channels": 4,
+    "model_channels": 32,
+    "num_res_blocks": [1, 1, 1],
+    "channel_mult": [1, 2, 2],
+    "transformer_depth": [0, 0, 1],
+    "transformer_depth_middle": 1,
+    "context_dim": 768,
+    "num_heads": 1,
+    "num_head_channels": -1,
+    "use_linear_in_transformer": False,
+    "adm_in_channels": None,
+    "use_spatial_transformer": True,
+    "image_size": 32,
+    "use_temporal_attention": False,
+    "use_temporal_resblock": False,
+    "legacy": False,
+    "use_checkpoint": False,
+}
 
 
 def rss_mib() -> float:
@@ -75,8 +89,9 @@ def one_run(name: str, size: int, steps: int) -> dict:
     g = torch.Generator().manual_seed(0)
     pos, neg = [[torch.randn(1, 77, 768, generator=g), {}]], [[torch.randn(1, 77, 768, generator=g), {}]]
     if cfg["controlnet"]:
-        net = comfy.cldm.cldm.ControlNet(hint_channels=3, dtype=torch.float32, device="cpu",
-                                         operations=comfy.ops.disable_weight_init, **UNET)
+        net = comfy.cldm.cldm.ControlNet(
+            hint_channels=3, dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init, **UNET
+        )
         cn = comfy.controlnet.ControlNet(default_init(net, 1), load_device=torch.device("cpu"))
         hint = torch.rand(1, size * 8, size * 8, 3, generator=g)
         pos, neg = nodes.ControlNetApplyAdvanced().apply_controlnet(pos, neg, cn, hint, 0.8, 0.0, 1.0)
@@ -87,8 +102,9 @@ def one_run(name: str, size: int, steps: int) -> dict:
     before = rss_mib()
     t = time.perf_counter()
     with torch.no_grad():
-        comfy.sample.sample(patched, noise, steps, 1.0, "euler", "simple", pos, neg, latent, denoise=0.5,
-                            disable_pbar=True, seed=0)
+        comfy.sample.sample(
+            patched, noise, steps, 1.0, "euler", "simple", pos, neg, latent, denoise=0.5, disable_pbar=True, seed=0
+        )
     seconds = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"name": name, "seconds": seconds, "peak_added_mib": peak - before}
@@ -105,15 +121,23 @@ def main():
         return
     results = {}
     for name in CONFIGS:
-        out = subprocess.run([sys.executable, __file__, "--one", name, "--size", str(a.size), "--steps", str(a.steps)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", name, "--size", str(a.size), "--steps", str(a.steps)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         results[name] = json.loads(out.stdout.strip().splitlines()[-1])
         sys.stdout.write(f"{name:18s} {results[name]['seconds']:8.2f} s  +{results[name]['peak_added_mib']:8.1f} MiB\n")
     t, w, p = results["tiled_controlnet"], results["whole_controlnet"], results["tiled_plain"]
-    sys.stdout.write(f"tiled+CN / whole+CN: time {t['seconds'] / w['seconds']:.3f}, "
-                     f"peak {t['peak_added_mib'] / w['peak_added_mib']:.3f}\n")
-    sys.stdout.write(f"tiled+CN / tiled without CN: time {t['seconds'] / p['seconds']:.3f}, "
-                     f"peak {t['peak_added_mib'] / p['peak_added_mib']:.3f}\n")
+    sys.stdout.write(
+        f"tiled+CN / whole+CN: time {t['seconds'] / w['seconds']:.3f}, "
+        f"peak {t['peak_added_mib'] / w['peak_added_mib']:.3f}\n"
+    )
+    sys.stdout.write(
+        f"tiled+CN / tiled without CN: time {t['seconds'] / p['seconds']:.3f}, "
+        f"peak {t['peak_added_mib'] / p['peak_added_mib']:.3f}\n"
+    )
 
 
 if __name__ == "__main__":

@@ -39,9 +39,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 1024
 
-TILING = {"min_denoise": 0.0, "max_denoise": 1.0, "layout": "grid", "scale_mode": "mask", "tile_width": 768,
-          "tile_height": 768, "overlap": 64, "falloff": "cosine", "min_tile": 256, "max_tile": 1024,
-          "threshold": 0.02, "criterion": "variance", "mode": "blend", "tiled_model": True, "tile_batch_size": 4}
+TILING = {
+    "min_denoise": 0.0,
+    "max_denoise": 1.0,
+    "layout": "grid",
+    "scale_mode": "mask",
+    "tile_width": 768,
+    "tile_height": 768,
+    "overlap": 64,
+    "falloff": "cosine",
+    "min_tile": 256,
+    "max_tile": 1024,
+    "threshold": 0.02,
+    "criterion": "variance",
+    "mode": "blend",
+    "tiled_model": True,
+    "tile_batch_size": 4,
+}
 
 
 def masks(size: int) -> dict:
@@ -52,28 +66,48 @@ def masks(size: int) -> dict:
         return {"class_type": "SolidMask", "inputs": {"value": value, "width": w, "height": h}}
 
     def composite(dst, src, x, y, op):
-        return {"class_type": "MaskComposite", "inputs": {"destination": dst, "source": src, "x": x, "y": y,
-                                                          "operation": op}}
+        return {
+            "class_type": "MaskComposite",
+            "inputs": {"destination": dst, "source": src, "x": x, "y": y, "operation": op},
+        }
 
     return {
-        "kept 0.75": {"m0": solid(0.0, size, size), "m1": solid(1.0, half, half),
-                      "mask": composite(["m0", 0], ["m1", 0], 0, 0, "add")},
-        "kept 0.5": {"m0": solid(0.0, size, size), "m1": solid(1.0, half, size),
-                     "mask": composite(["m0", 0], ["m1", 0], 0, 0, "add")},
-        "kept 0.25": {"m0": solid(1.0, size, size), "m1": solid(1.0, half, half),
-                      "mask": composite(["m0", 0], ["m1", 0], half, half, "subtract")},
+        "kept 0.75": {
+            "m0": solid(0.0, size, size),
+            "m1": solid(1.0, half, half),
+            "mask": composite(["m0", 0], ["m1", 0], 0, 0, "add"),
+        },
+        "kept 0.5": {
+            "m0": solid(0.0, size, size),
+            "m1": solid(1.0, half, size),
+            "mask": composite(["m0", 0], ["m1", 0], 0, 0, "add"),
+        },
+        "kept 0.25": {
+            "m0": solid(1.0, size, size),
+            "m1": solid(1.0, half, half),
+            "mask": composite(["m0", 0], ["m1", 0], half, half, "subtract"),
+        },
         "all kept": {"mask": solid(0.0, size, size)},
     }
 
 
 def graph(config: dict, seed: int, size: int, steps: int, denoise: float, cfg: float) -> dict:
     g = {
-        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny_sd15_0.safetensors", "weight_dtype": "default"}},
-        "2": {"class_type": "CLIPLoader", "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"}},
+        "1": {
+            "class_type": "UNETLoader",
+            "inputs": {"unet_name": "tiny_sd15_0.safetensors", "weight_dtype": "default"},
+        },
+        "2": {
+            "class_type": "CLIPLoader",
+            "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"},
+        },
         "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lake at dawn", "clip": ["2", 0]}},
         "4": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["2", 0]}},
         "5": {"class_type": "VAELoader", "inputs": {"vae_name": "tiny_taesd.safetensors"}},
-        "6": {"class_type": "EmptyImage", "inputs": {"width": size, "height": size, "batch_size": 1, "color": 0x4080C0}},
+        "6": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": size, "height": size, "batch_size": 1, "color": 0x4080C0},
+        },
         "7": {"class_type": "VAEEncode", "inputs": {"pixels": ["6", 0], "vae": ["5", 0]}},
     }
     model, latent = ["1", 0], ["7", 0]
@@ -93,10 +127,21 @@ def graph(config: dict, seed: int, size: int, steps: int, denoise: float, cfg: f
     elif kind == "td":
         g["9"] = {"class_type": "TiledDiffusion", "inputs": {"model": model, **config["td"]}}
         model = ["9", 0]
-    g["20"] = {"class_type": "KSampler", "inputs": {"model": model, "seed": seed, "steps": steps, "cfg": cfg,
-                                                    "sampler_name": "euler", "scheduler": "normal",
-                                                    "positive": ["3", 0], "negative": ["4", 0],
-                                                    "latent_image": latent, "denoise": denoise}}
+    g["20"] = {
+        "class_type": "KSampler",
+        "inputs": {
+            "model": model,
+            "seed": seed,
+            "steps": steps,
+            "cfg": cfg,
+            "sampler_name": "euler",
+            "scheduler": "normal",
+            "positive": ["3", 0],
+            "negative": ["4", 0],
+            "latent_image": latent,
+            "denoise": denoise,
+        },
+    }
     g["21"] = {"class_type": "SaveLatent", "inputs": {"samples": ["20", 0], "filename_prefix": "bench"}}
     return g
 
@@ -109,24 +154,52 @@ def px(value: int, size: int) -> int:
 def configurations(with_td: bool, size: int = SIZE) -> list[dict]:
     """The table's rows. Tile sizes and overlaps are named at 1024² and scaled with `size`."""
     uniform = {"scale_mode": "uniform", "min_denoise": 1.0, "max_denoise": 1.0, "overlap": px(64, size)}
-    out = [{"name": "stock KSampler", "kind": "stock"},
-           {"name": "DifferentialDiffusion + mask, kept 0.75", "kind": "dd", "mask": "kept 0.75"},
-           {"name": "Solune whole-image hook, scale 1", "kind": "solune", "tiling": {**uniform, "tiled_model": False}}]
+    out = [
+        {"name": "stock KSampler", "kind": "stock"},
+        {"name": "DifferentialDiffusion + mask, kept 0.75", "kind": "dd", "mask": "kept 0.75"},
+        {"name": "Solune whole-image hook, scale 1", "kind": "solune", "tiling": {**uniform, "tiled_model": False}},
+    ]
     for tile in (768, 512, 256):
         geometry = {"tile_width": px(tile, size), "tile_height": px(tile, size), "overlap": px(64, size)}
-        out.append({"name": f"Solune tiled {tile}/64, batch 4, all regenerated", "kind": "solune",
-                    "tiling": {**uniform, **geometry}})
+        out.append(
+            {
+                "name": f"Solune tiled {tile}/64, batch 4, all regenerated",
+                "kind": "solune",
+                "tiling": {**uniform, **geometry},
+            }
+        )
         for mask in ("kept 0.25", "kept 0.5", "kept 0.75", "all kept"):
-            out.append({"name": f"Solune tiled {tile}/64, batch 4, mask {mask}", "kind": "solune", "mask": mask,
-                        "tiling": geometry})
-    out.append({"name": "Solune tiled 512/64, batch 1, all regenerated", "kind": "solune",
-                "tiling": {**uniform, "tile_width": px(512, size), "tile_height": px(512, size), "tile_batch_size": 1}})
+            out.append(
+                {
+                    "name": f"Solune tiled {tile}/64, batch 4, mask {mask}",
+                    "kind": "solune",
+                    "mask": mask,
+                    "tiling": geometry,
+                }
+            )
+    out.append(
+        {
+            "name": "Solune tiled 512/64, batch 1, all regenerated",
+            "kind": "solune",
+            "tiling": {**uniform, "tile_width": px(512, size), "tile_height": px(512, size), "tile_batch_size": 1},
+        }
+    )
     if with_td:
         for method in ("MultiDiffusion", "Mixture of Diffusers"):
             for batch in (1, 4):
-                out.append({"name": f"TiledDiffusion {method} 512/64, batch {batch}", "kind": "td",
-                            "td": {"method": method, "tile_width": px(512, size), "tile_height": px(512, size),
-                                   "tile_overlap": px(64, size), "tile_batch_size": batch}})
+                out.append(
+                    {
+                        "name": f"TiledDiffusion {method} 512/64, batch {batch}",
+                        "kind": "td",
+                        "td": {
+                            "method": method,
+                            "tile_width": px(512, size),
+                            "tile_height": px(512, size),
+                            "tile_overlap": px(64, size),
+                            "tile_batch_size": batch,
+                        },
+                    }
+                )
     return out
 
 
@@ -162,10 +235,15 @@ def table(results: list[dict], stock_runs: list) -> str:
         before = [t for j, t in stock_runs if j <= i][-1]
         after = next((t for j, t in stock_runs if j > i), before)
         r["stock_s"] = (before + after) / 2
-    full = {r["name"].split(", mask")[0].replace(", all regenerated", ""): r for r in results
-            if r["name"].endswith("all regenerated")}
-    lines = ["| run | time vs stock KSampler | peak RSS added (MB) | time vs all regenerated (target) |",
-             "|---|---|---|---|"]
+    full = {
+        r["name"].split(", mask")[0].replace(", all regenerated", ""): r
+        for r in results
+        if r["name"].endswith("all regenerated")
+    }
+    lines = [
+        "| run | time vs stock KSampler | peak RSS added (MB) | time vs all regenerated (target) |",
+        "|---|---|---|---|",
+    ]
     for r in results:
         extra = ""
         if ", mask " in r["name"]:
@@ -176,20 +254,25 @@ def table(results: list[dict], stock_runs: list) -> str:
                 extra = f"{rel:.3f} (≤ {A_EVAL[mask] + 0.05:.2f})"
         lines.append(f"| {r['name']} | {r['time_s'] / r['stock_s']:.3f} | +{r['added_mb']:.0f} | {extra} |")
     stock = results[0]
-    return (f"stock KSampler: {stock['time_s']:.2f} s, +{stock['added_mb']:.0f} MB; stock runs "
-            f"{', '.join(f'{t:.1f}' for _, t in stock_runs)} s\n\n" + "\n".join(lines))
+    return (
+        f"stock KSampler: {stock['time_s']:.2f} s, +{stock['added_mb']:.0f} MB; stock runs "
+        f"{', '.join(f'{t:.1f}' for _, t in stock_runs)} s\n\n" + "\n".join(lines)
+    )
 
 
 def areas(size: int = SIZE) -> str:
     """Model work per step by the window rule (no ComfyUI): latent pixels the windows evaluate, over the
     plan's tiles (all regenerated) and over the image, per tile size and mask; exact counts."""
     import torch
+
     from solune.samplers.tiled import TileSettings, grow, make_plan, window_set
 
     lat, half = size // 8, size // 2
     shapes = {"kept 0.75": (slice(0, half), slice(0, half)), "kept 0.5": (slice(None), slice(0, half))}
-    lines = ["| tiles | mask | active | E (active grown by the margin) | windows | evaluated / all regenerated |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| tiles | mask | active | E (active grown by the margin) | windows | evaluated / all regenerated |",
+        "|---|---|---|---|---|---|",
+    ]
     for tile in (768, 512, 256):
         for name in ("kept 0.25", "kept 0.5", "kept 0.75"):
             mask = torch.zeros(size, size)
@@ -198,14 +281,17 @@ def areas(size: int = SIZE) -> str:
                 mask[half:, half:] = 0.0
             else:
                 mask[shapes[name]] = 1.0
-            settings = TileSettings.from_inputs(**{**TILING, "tile_width": px(tile, size), "tile_height": px(tile, size),
-                                                   "overlap": px(64, size)})
+            settings = TileSettings.from_inputs(
+                **{**TILING, "tile_width": px(tile, size), "tile_height": px(tile, size), "overlap": px(64, size)}
+            )
             plan = make_plan(lat, lat, settings, denoise_mask=mask)
             active = plan.scale_map > 0
             ws = window_set(plan.layout, plan.weights, active, plan.overlap, *plan.max_window, plan.overlap)
             full = sum(t.area for t in plan.layout.tiles)
-            lines.append(f"| {tile}/64 ({len(plan.layout)} tiles) | {name} | {float(active.float().mean()):.3f} | "
-                         f"{float(grow(active, plan.overlap).float().mean()):.3f} | {len(ws)} | {ws.area / full:.3f} |")
+            lines.append(
+                f"| {tile}/64 ({len(plan.layout)} tiles) | {name} | {float(active.float().mean()):.3f} | "
+                f"{float(grow(active, plan.overlap).float().mean()):.3f} | {len(ws)} | {ws.area / full:.3f} |"
+            )
     return "\n".join(lines)
 
 
@@ -218,8 +304,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--denoise", type=float, default=0.5)
     parser.add_argument("--cfg", type=float, default=7.0)
-    parser.add_argument("--stock-every", type=int, default=4,
-                        help="re-run stock before every N-th row; each ratio uses the stock runs nearest in time")
+    parser.add_argument(
+        "--stock-every",
+        type=int,
+        default=4,
+        help="re-run stock before every N-th row; each ratio uses the stock runs nearest in time",
+    )
     parser.add_argument("--only", help="run only configurations whose name contains this (stock always runs)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--areas", action="store_true", help="only print the window rule's evaluated areas")
@@ -250,8 +340,9 @@ def main() -> None:
         server.write_models()
         if args.tiled_diffusion is not None:
             (base / "custom_nodes").mkdir(parents=True, exist_ok=True)
-            (base / "custom_nodes" / "ComfyUI-TiledDiffusion").symlink_to(args.tiled_diffusion.resolve(),
-                                                                        target_is_directory=True)
+            (base / "custom_nodes" / "ComfyUI-TiledDiffusion").symlink_to(
+                args.tiled_diffusion.resolve(), target_is_directory=True
+            )
         os.environ["MALLOC_MMAP_THRESHOLD_"] = str(1 << 20)
         server.start()
         try:
@@ -265,16 +356,22 @@ def main() -> None:
                 if config["kind"] == "stock":
                     stock_runs.append((len(results) - 1, results[-1]["time_s"]))
                 r = results[-1]
-                print(f"{r['name']}: {r['time_s']:.2f} s (runs {', '.join(f'{v:.2f}' for v in r['times_s'])}), "
-                      f"+{r['added_mb']:.0f} MB  [{time.time() - t:.0f} s]", flush=True)
+                print(
+                    f"{r['name']}: {r['time_s']:.2f} s (runs {', '.join(f'{v:.2f}' for v in r['times_s'])}), "
+                    f"+{r['added_mb']:.0f} MB  [{time.time() - t:.0f} s]",
+                    flush=True,
+                )
             stock_runs.append((len(results), run_config(server, configs[0], range(101, 102), args)["time_s"]))
         finally:
             server.stop()
     print(table(results, stock_runs))
     if args.out:
-        args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results,
-                                        "stock_runs": stock_runs},
-                                       indent=1))
+        args.out.write_text(
+            json.dumps(
+                {"args": {k: str(v) for k, v in vars(args).items()}, "results": results, "stock_runs": stock_runs},
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -59,8 +59,12 @@ def best_of(fn, repeat=3):
 def overhead(net, size, steps):
     x0 = torch.randn(1, 4, size, size)
     sigmas = torch.linspace(2.0, 0.0, steps + 1)
-    plan = make_plan(size, size, TileSettings(min_denoise=0.2, max_denoise=0.8, scale_mode="mask"),
-                     denoise_mask=torch.rand(size, size))
+    plan = make_plan(
+        size,
+        size,
+        TileSettings(min_denoise=0.2, max_denoise=0.8, scale_mode="mask"),
+        denoise_mask=torch.rand(size, size),
+    )
     state = PreserveState(x0, plan.scale_map, "blend")
     noise = torch.randn_like(x0)
     stock_run = lambda: euler(net, x0 + sigmas[0] * noise, sigmas)  # noqa: E731
@@ -82,9 +86,12 @@ def tiled_time(net, size, fraction_zero, batch, repeat=5):
     k = round(fraction_zero * n)
     scales = torch.ones(size, size)
     active = [i >= k for i in range(n)]  # the first k tiles at 0 over their whole footprint
+
     def call():
-        return evaluate_tiled(lambda xt, idx: net(xt, torch.ones(xt.shape[0])), x, plan.layout, plan.weights, active, x,
-                              batch)
+        return evaluate_tiled(
+            lambda xt, idx: net(xt, torch.ones(xt.shape[0])), x, plan.layout, plan.weights, active, x, batch
+        )
+
     return best_of(call, repeat), n, k, plan, scales
 
 
@@ -124,25 +131,33 @@ def main():
     torch.set_num_threads(2)
     net = Denoiser().eval()
     stock, hooked = overhead(net, args.size, args.steps)
-    print(f"whole-image hook overhead ({args.size}x{args.size} latent, {args.steps} Euler steps, blend): "
-          f"stock {stock:.3f} s, hooked {hooked:.3f} s, ratio {hooked / stock:.4f}")
+    print(
+        f"whole-image hook overhead ({args.size}x{args.size} latent, {args.steps} Euler steps, blend): "
+        f"stock {stock:.3f} s, hooked {hooked:.3f} s, ratio {hooked / stock:.4f}"
+    )
     full, n, _, _, _ = tiled_time(net, args.size, 0.0, 1)
     for p in (0.25, 0.5, 0.75, 1.0):
         t, n, k, _, _ = tiled_time(net, args.size, p, 1)
         pk = k / n
-        print(f"skip (256 px tiles, batch 1) p={pk:.2f} ({k}/{n} tiles at 0): {t:.3f} s vs full {full:.3f} s; "
-              f"time/full {t / full:.3f}, bound (1-p)+0.05 = {(1 - pk) + 0.05:.3f}")
+        print(
+            f"skip (256 px tiles, batch 1) p={pk:.2f} ({k}/{n} tiles at 0): {t:.3f} s vs full {full:.3f} s; "
+            f"time/full {t / full:.3f}, bound (1-p)+0.05 = {(1 - pk) + 0.05:.3f}"
+        )
     ratio, tiles = area_ratio(args.memory_size)
-    print(f"evaluated area / latent area at the default 768 px tiles, 64 px overlap "
-          f"({args.memory_size}x{args.memory_size} latent, {tiles} tiles): {ratio:.3f}")
+    print(
+        f"evaluated area / latent area at the default 768 px tiles, 64 px overlap "
+        f"({args.memory_size}x{args.memory_size} latent, {tiles} tiles): {ratio:.3f}"
+    )
     t1, *_ = tiled_time(net, args.size, 0.0, 1)
     t4, *_ = tiled_time(net, args.size, 0.0, 4)
     print(f"tile batching (256 px tiles): batch 1 {t1:.3f} s, batch 4 {t4:.3f} s, speed-up {t1 / t4:.2f}x")
     base_w, peak_w = peak_child("whole", args.memory_size)
     base_t, peak_t = peak_child("tiled", args.memory_size)
-    print(f"peak RSS one evaluation on a {args.memory_size}x{args.memory_size} latent: whole {peak_w:.0f} MiB "
-          f"(+{peak_w - base_w:.0f} over start), tiled {peak_t:.0f} MiB (+{peak_t - base_t:.0f}); "
-          f"increase ratio tiled/whole {(peak_t - base_t) / max(peak_w - base_w, 1):.3f}")
+    print(
+        f"peak RSS one evaluation on a {args.memory_size}x{args.memory_size} latent: whole {peak_w:.0f} MiB "
+        f"(+{peak_w - base_w:.0f} over start), tiled {peak_t:.0f} MiB (+{peak_t - base_t:.0f}); "
+        f"increase ratio tiled/whole {(peak_t - base_t) / max(peak_w - base_w, 1):.3f}"
+    )
 
 
 if __name__ == "__main__":

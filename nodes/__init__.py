@@ -6,16 +6,23 @@ from comfy_api.latest import ComfyExtension, io
 
 from .expert_handoff import SoluneExpertHandoff
 from .prediction_type import SolunePredictionType
+from .samplers import SAMPLER_NODES
 from .tile_map import SoluneTileMap
 from .tiled_img2img import SoluneTiledImg2Img, SoluneTiledSampler
-from .samplers import SAMPLER_NODES
 
 
 class SoluneExtension(ComfyExtension):
     """Solune's node list."""
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [SolunePredictionType, SoluneTiledImg2Img, SoluneTiledSampler, SoluneTileMap, SoluneExpertHandoff, *SAMPLER_NODES]
+        return [
+            SolunePredictionType,
+            SoluneTiledImg2Img,
+            SoluneTiledSampler,
+            SoluneTileMap,
+            SoluneExpertHandoff,
+            *SAMPLER_NODES,
+        ]
 
 
 __all__ = ["SoluneExtension"]

@@ -36,7 +36,7 @@ def unet_wrapper(patcher):
 
 def wrappers_after(executor) -> list:
     """The wrappers an executor would call after the one now running (those added later)."""
-    return executor.wrappers[executor.idx + 1:]
+    return executor.wrappers[executor.idx + 1 :]
 
 
 def base_model(executor):
@@ -60,7 +60,10 @@ def call_apply_model(base, wrappers, unet_fn, x, t, c_concat, c_crossattn, contr
 
     if unet_fn is None:
         return apply_model(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
-    c = dict(kwargs, c_concat=c_concat, c_crossattn=c_crossattn, control=control,
-             transformer_options=transformer_options)
-    return unet_fn(apply_model, {"input": x, "timestep": t, "c": c,
-                                 "cond_or_uncond": transformer_options.get("cond_or_uncond", [])})
+    c = dict(
+        kwargs, c_concat=c_concat, c_crossattn=c_crossattn, control=control, transformer_options=transformer_options
+    )
+    return unet_fn(
+        apply_model,
+        {"input": x, "timestep": t, "c": c, "cond_or_uncond": transformer_options.get("cond_or_uncond", [])},
+    )

@@ -34,7 +34,9 @@ def comfy_model_sampling(prediction: str, shift: float = 2.0, zero_terminal_snr:
     For the DDPM types the β range and step count come from the model's own sampling settings
     (SD1.5's for every SD1.x/SDXL checkpoint), so the σ table is the one the model was trained on.
     """
-    obj = make_prediction(prediction, shift=shift, zero_terminal_snr=zero_terminal_snr, cls=COMFY_CLASSES.get(prediction))
+    obj = make_prediction(
+        prediction, shift=shift, zero_terminal_snr=zero_terminal_snr, cls=COMFY_CLASSES.get(prediction)
+    )
     settings = getattr(model_config, "sampling_settings", None) or {}
     if obj.frame == "ddpm" and settings:
         schedule = settings.get("beta_schedule", "linear")

@@ -35,9 +35,16 @@ MODEL_KEYS = ("patches", "patches_replace", "wrappers", "callbacks")
 
 def check_handoff_inputs(switch=None, blend_width=None) -> str | None:
     """The message for a bad switch / blend_width, or None (None values are not known yet)."""
-    if switch is not None and (error := error_of(check_number, "switch", switch, 0.0, 1.0,
-                                                 hint="the fraction of the schedule done when control passes to "
-                                                      "detail_model")):
+    if switch is not None and (
+        error := error_of(
+            check_number,
+            "switch",
+            switch,
+            0.0,
+            1.0,
+            hint="the fraction of the schedule done when control passes to detail_model",
+        )
+    ):
         return error
     if blend_width is not None:
         return error_of(check_number, "blend_width", blend_width, 0.0, 1.0)
@@ -98,8 +105,9 @@ class ExpertHandoffHook:
         run_ms = structure_model.get_model_object("model_sampling")
         detail_ms = detail_model.get_model_object("model_sampling")
         run_frame = frame_of(run_ms, "structure_model")
-        self.rule = ExpertHandoff(run_frame, run_frame, frame_of(detail_ms, "detail_model"),
-                                  run_ms.percent_to_sigma, switch, blend_width)
+        self.rule = ExpertHandoff(
+            run_frame, run_frame, frame_of(detail_ms, "detail_model"), run_ms.percent_to_sigma, switch, blend_width
+        )
         self.detail_model = detail_model
         self.detail_to = comfy_internals.static_transformer_options(detail_model)
         self.detail_wrappers = comfy_internals.own_apply_model_wrappers(detail_model)
@@ -132,20 +140,39 @@ class ExpertHandoffHook:
             to["sample_sigmas"] = sigma_in_frame(incoming["sample_sigmas"], self.rule.run_frame, self.rule.detail_frame)
         return to
 
-    def apply_model(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
-                    **kwargs):
+    def apply_model(
+        self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kwargs
+    ):
         inner = comfy_internals.wrappers_after(executor)  # APPLY_MODEL wrappers added after the handoff
         structure_base = comfy_internals.base_model(executor)
 
         def structure(xs, ts):
-            return comfy_internals.call_apply_model(structure_base, self.structure_wrappers + inner,
-                                                    self.structure_unet, xs, ts, c_concat, c_crossattn, control,
-                                                    transformer_options, kwargs)
+            return comfy_internals.call_apply_model(
+                structure_base,
+                self.structure_wrappers + inner,
+                self.structure_unet,
+                xs,
+                ts,
+                c_concat,
+                c_crossattn,
+                control,
+                transformer_options,
+                kwargs,
+            )
 
         def detail(xd, td):
-            return comfy_internals.call_apply_model(self.detail_model.model, self.detail_wrappers + inner,
-                                                    self.detail_unet, xd, td, c_concat, c_crossattn, control,
-                                                    self.detail_transformer_options(transformer_options, td), kwargs)
+            return comfy_internals.call_apply_model(
+                self.detail_model.model,
+                self.detail_wrappers + inner,
+                self.detail_unet,
+                xd,
+                td,
+                c_concat,
+                c_crossattn,
+                control,
+                self.detail_transformer_options(transformer_options, td),
+                kwargs,
+            )
 
         return self.rule.evaluate(x, t, structure, detail)
 
@@ -158,8 +185,16 @@ class ExpertHandoffHook:
             out_s = _chain(self.structure_post, args)
         if bool((lam > 0).any()):
             x_d, s_d = rule.state_for(args["input"], args["sigma"], rule.detail_frame, "detail")
-            out_d = _chain(self.detail_post, dict(args, input=x_d, sigma=s_d, model=self.detail_model.model,
-                                                  model_options=self.detail_model.model_options))
+            out_d = _chain(
+                self.detail_post,
+                dict(
+                    args,
+                    input=x_d,
+                    sigma=s_d,
+                    model=self.detail_model.model,
+                    model_options=self.detail_model.model_options,
+                ),
+            )
         if out_d is None:
             return out_s
         if out_s is None:
@@ -182,22 +217,45 @@ class SoluneExpertHandoff(io.ComfyNode):
                 "any sampler and scheduler can drive it."
             ),
             inputs=[
-                io.Model.Input("structure_model", tooltip=(
-                    "The expert for the noisy start (composition), e.g. Sol patched as sol_v. Its prediction type sets "
-                    "the run's frame and schedule."
-                )),
-                io.Model.Input("detail_model", tooltip="The expert for the rest (texture, detail), e.g. Lune patched "
-                                                       "as lune_flow. Must share the latent space (same VAE) with "
-                                                       "structure_model."),
-                io.Float.Input("switch", default=0.5, min=0.0, max=1.0, step=0.01, tooltip=(
-                    "Fraction of structure_model's noise schedule done when control passes to detail_model (ComfyUI "
-                    "'percent' units, like ControlNet start/end): 0 = detail_model throughout, 1 = structure_model "
-                    "throughout."
-                )),
-                io.Float.Input("blend_width", default=0.0, min=0.0, max=1.0, step=0.01, optional=True, tooltip=(
-                    "Width of a smooth crossfade centred on switch, in the same units (0 = hard switch). Inside it "
-                    "both experts run and x0 = (1 − λ)·x0_structure + λ·x0_detail."
-                )),
+                io.Model.Input(
+                    "structure_model",
+                    tooltip=(
+                        "The expert for the noisy start (composition), e.g. Sol patched as sol_v. "
+                        "Its prediction type sets "
+                        "the run's frame and schedule."
+                    ),
+                ),
+                io.Model.Input(
+                    "detail_model",
+                    tooltip="The expert for the rest (texture, detail), e.g. Lune patched "
+                    "as lune_flow. Must share the latent space (same VAE) with "
+                    "structure_model.",
+                ),
+                io.Float.Input(
+                    "switch",
+                    default=0.5,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip=(
+                        "Fraction of structure_model's noise schedule done when control passes to detail_model "
+                        "(ComfyUI "
+                        "'percent' units, like ControlNet start/end): 0 = detail_model throughout, 1 = structure_model "
+                        "throughout."
+                    ),
+                ),
+                io.Float.Input(
+                    "blend_width",
+                    default=0.0,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    optional=True,
+                    tooltip=(
+                        "Width of a smooth crossfade centred on switch, in the same units (0 = hard switch). Inside it "
+                        "both experts run and x0 = (1 − λ)·x0_structure + λ·x0_detail."
+                    ),
+                ),
             ],
             outputs=[io.Model.Output(tooltip="The handoff model; connect it to any KSampler / SamplerCustom.")],
         )

@@ -9,7 +9,9 @@ from ..velocity import VelocityModelSampling, alphas_cumprod_from_sigmas
 
 #: the Solune SAMPLER node meant for each prediction type
 SAMPLER_FOR = {
-    "sol_v": "SoluneSamplerSolDDPM", "lune_flow": "SoluneSamplerLuneEuler", "epsilon": "SoluneSamplerEpsilonDDIM",
+    "sol_v": "SoluneSamplerSolDDPM",
+    "lune_flow": "SoluneSamplerLuneEuler",
+    "epsilon": "SoluneSamplerEpsilonDDIM",
 }
 
 
@@ -17,8 +19,13 @@ def describe(ms) -> str:
     """A short human description of a model_sampling object's prediction type."""
     if isinstance(ms, VelocityModelSampling):
         return f"{ms.prediction} (set by SolunePredictionType)"
-    for cls in (comfy.model_sampling.CONST, comfy.model_sampling.V_PREDICTION, comfy.model_sampling.EDM,
-                comfy.model_sampling.X0, comfy.model_sampling.EPS):
+    for cls in (
+        comfy.model_sampling.CONST,
+        comfy.model_sampling.V_PREDICTION,
+        comfy.model_sampling.EDM,
+        comfy.model_sampling.X0,
+        comfy.model_sampling.EPS,
+    ):
         if isinstance(ms, cls):
             return f"ComfyUI's own {cls.__name__} ({type(ms).__name__}), not a Solune prediction type"
     return f"{type(ms).__name__}, not a Solune prediction type"
@@ -52,7 +59,7 @@ def sampler_model_sampling(k_model):
 
 
 def frame_of(ms, who: str) -> str:
-    """"ddpm" (x = x0 + σ·ε) or "flow" (x = (1 − σ)·x0 + σ·ε) for a model_sampling object."""
+    """ "ddpm" (x = x0 + σ·ε) or "flow" (x = (1 − σ)·x0 + σ·ε) for a model_sampling object."""
     if isinstance(ms, VelocityModelSampling):
         return ms.frame
     if isinstance(ms, comfy.model_sampling.CONST):

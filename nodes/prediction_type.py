@@ -62,13 +62,13 @@ class SolunePredictionType(io.ComfyNode):
                     max=100.0,
                     step=0.01,
                     tooltip="Flow time shift k for lune_flow: σ' = k·σ/(1 + (k − 1)·σ). Lune was trained at 2.0–2.5. "
-                            "Ignored by epsilon and sol_v.",
+                    "Ignored by epsilon and sol_v.",
                 ),
                 io.Boolean.Input(
                     "zero_terminal_snr",
                     default=False,
                     tooltip="Rescale the DDPM schedule so its last step is pure noise (epsilon, sol_v). Rectified flow "
-                            "already ends at pure noise, so lune_flow is unaffected.",
+                    "already ends at pure noise, so lune_flow is unaffected.",
                 ),
             ],
             outputs=[io.Model.Output(tooltip="The patched copy of the model.")],
@@ -86,8 +86,9 @@ class SolunePredictionType(io.ComfyNode):
         model_config = getattr(getattr(model, "model", None), "model_config", None)
         sampling = comfy_model_sampling(prediction, float(shift), bool(zero_terminal_snr), model_config)
         if prediction == "lune_flow" and zero_terminal_snr:
-            log.info("SolunePredictionType: lune_flow already ends at pure noise (σ = 1); zero_terminal_snr changes "
-                     "nothing")
+            log.info(
+                "SolunePredictionType: lune_flow already ends at pure noise (σ = 1); zero_terminal_snr changes nothing"
+            )
         patched = model.clone()
         patched.add_object_patch("model_sampling", sampling)
         return io.NodeOutput(patched)

@@ -124,7 +124,7 @@ class SoluneSamplerLuneEuler(io.ComfyNode):
                     "quantize_timesteps",
                     default=False,
                     tooltip="Round the network's timestep 1000·σ to an integer (at least 1) as Lune's authors' script "
-                            "does; the step itself uses the exact σ. Off = identical to ComfyUI's euler.",
+                    "does; the step itself uses the exact σ. Off = identical to ComfyUI's euler.",
                 )
             ],
             outputs=[io.Sampler.Output(tooltip="The sampler; connect to SamplerCustom or SamplerCustomAdvanced.")],
@@ -140,8 +140,11 @@ class SoluneSamplerLuneEuler(io.ComfyNode):
     def execute(cls, quantize_timesteps) -> io.NodeOutput:
         if error := error_of(check_bool, "quantize_timesteps", quantize_timesteps):
             raise ValueError(f"SoluneSamplerLuneEuler: {error}")
-        return io.NodeOutput(checked_sampler("SoluneSamplerLuneEuler", "lune_flow", sample_lune_euler,
-                                             quantize_timesteps=quantize_timesteps))
+        return io.NodeOutput(
+            checked_sampler(
+                "SoluneSamplerLuneEuler", "lune_flow", sample_lune_euler, quantize_timesteps=quantize_timesteps
+            )
+        )
 
 
 def check_scheduler_inputs(steps=None, shift=None, denoise=None) -> str | None:
@@ -166,14 +169,30 @@ class SoluneLuneScheduler(io.ComfyNode):
             ),
             inputs=[
                 io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Number of sampling steps."),
-                io.Float.Input("shift", default=2.0, min=0.01, max=100.0, step=0.01, tooltip=(
-                    "Time shift k (Lune was trained at 2.0–2.5; k > 1 spends more steps at high noise). Use the same k "
-                    "as in SolunePredictionType."
-                )),
-                io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01, tooltip=(
-                    "Fraction of the schedule to run: 1 = from pure noise, < 1 = img2img starting part-way (must be > "
-                    "0)."
-                )),
+                io.Float.Input(
+                    "shift",
+                    default=2.0,
+                    min=0.01,
+                    max=100.0,
+                    step=0.01,
+                    tooltip=(
+                        "Time shift k (Lune was trained at 2.0–2.5; k > 1 spends more steps at high noise). "
+                        "Use the same k "
+                        "as in SolunePredictionType."
+                    ),
+                ),
+                io.Float.Input(
+                    "denoise",
+                    default=1.0,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip=(
+                        "Fraction of the schedule to run: 1 = from pure noise, < 1 = img2img starting part-way "
+                        "(must be > "
+                        "0)."
+                    ),
+                ),
             ],
             outputs=[io.Sigmas.Output(tooltip="steps + 1 descending σ values ending at 0.")],
         )

@@ -11,8 +11,9 @@ from .tiled_inputs import build_plan, guide_inputs, setting_inputs, settings_err
 BORDER = (1.0, 0.25, 0.1)  # tile borders, orange-red
 
 
-def render_tile_map(plan: TilePlan, downscale: int,
-                    image: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def render_tile_map(
+    plan: TilePlan, downscale: int, image: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(IMAGE [B, H, W, 3], MASK [B, H, W]) at pixel size: tiles shaded by their scale (grey level =
     scale, over the image at half strength when given), tile borders drawn; the MASK is the
     per-pixel scale map, nearest-upscaled. With scale_mode pixel the shading is the per-pixel
@@ -46,12 +47,17 @@ def map_outputs(named: bool = True) -> list:
     (after their own output) and SoluneTileMap's two (unnamed there, as saved workflows have them)."""
     image_name, mask_name = ("tile_map", "scale") if named else (None, None)
     return [
-        io.Image.Output(image_name, display_name=image_name,
-                        tooltip="Tiles shaded by scale (white = 1; scale_mode pixel: the per-pixel scale) with "
-                                "borders, at pixel size."),
-        io.Mask.Output(mask_name, display_name=mask_name,
-                       tooltip="The per-pixel scale (feathered across overlaps; scale_mode pixel: from the mask), "
-                               "at pixel size."),
+        io.Image.Output(
+            image_name,
+            display_name=image_name,
+            tooltip="Tiles shaded by scale (white = 1; scale_mode pixel: the per-pixel scale) with "
+            "borders, at pixel size.",
+        ),
+        io.Mask.Output(
+            mask_name,
+            display_name=mask_name,
+            tooltip="The per-pixel scale (feathered across overlaps; scale_mode pixel: from the mask), at pixel size.",
+        ),
     ]
 
 
@@ -73,13 +79,18 @@ class SoluneTileMap(io.ComfyNode):
                 "drawings of the plan they use (tile_map, scale)."
             ),
             inputs=[
-                io.Latent.Input("latent", tooltip="The latent whose size the layout covers (and that drives the "
-                                                  "quadtree without an image)."),
+                io.Latent.Input(
+                    "latent",
+                    tooltip="The latent whose size the layout covers (and that drives the quadtree without an image).",
+                ),
                 *setting_inputs("layout"),
                 *guide_inputs(),
-                io.Model.Input("model", optional=True,
-                               tooltip="The model, for its patch size (tiles align to it); without it tiles align to "
-                                       "1 latent unit."),
+                io.Model.Input(
+                    "model",
+                    optional=True,
+                    tooltip="The model, for its patch size (tiles align to it); without it tiles align to "
+                    "1 latent unit.",
+                ),
             ],
             outputs=map_outputs(named=False),
         )
@@ -94,6 +105,7 @@ class SoluneTileMap(io.ComfyNode):
 
         downscale, align = model_geometry(model) if model is not None else (8, 1)
         settings = settings_from("SoluneTileMap", **kw)
-        plan = build_plan("SoluneTileMap", settings, latent["samples"], downscale, align, denoise_mask=denoise_mask,
-                          image=image)
+        plan = build_plan(
+            "SoluneTileMap", settings, latent["samples"], downscale, align, denoise_mask=denoise_mask, image=image
+        )
         return io.NodeOutput(*render_tile_map(plan, downscale, image))

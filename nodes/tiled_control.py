@@ -86,18 +86,31 @@ class RunControls:
             k = _hint_ratio(control)
             original = control.cond_hint_original
             if original.dim() != 4:
-                raise ValueError(f"{self.node}: a ControlNet hint of shape {tuple(original.shape)} cannot be tiled; "
-                                 "tiled_model supports image hints [B, C, H, W] (set tiled_model off for this one)")
+                raise ValueError(
+                    f"{self.node}: a ControlNet hint of shape {tuple(original.shape)} cannot be tiled; "
+                    "tiled_model supports image hints [B, C, H, W] (set tiled_model off for this one)"
+                )
             oh, ow = original.shape[-2:]
             if oh * w * k != ow * h * k:
-                log.info("%s: ControlNet hint %dx%d has another aspect ratio than the latent (%dx%d px); ComfyUI "
-                         "center-crops it to the latent's aspect and resizes it, and every tile takes its crop of "
-                         "that", self.node, ow, oh, w * k, h * k)
+                log.info(
+                    "%s: ControlNet hint %dx%d has another aspect ratio than the latent (%dx%d px); ComfyUI "
+                    "center-crops it to the latent's aspect and resizes it, and every tile takes its crop of "
+                    "that",
+                    self.node,
+                    ow,
+                    oh,
+                    w * k,
+                    h * k,
+                )
             algorithm = control.upscale_algorithm
             hint = comfy.utils.common_upscale(original, w * k, h * k, algorithm, "center")
             cr = int(control.compression_ratio)
-            extra = [comfy.utils.common_upscale(e.to(hint.device), w * cr, h * cr, algorithm, "center")
-                     if e.dim() == 4 else e for e in getattr(control, "extra_concat_orig", [])]
+            extra = [
+                comfy.utils.common_upscale(e.to(hint.device), w * cr, h * cr, algorithm, "center")
+                if e.dim() == 4
+                else e
+                for e in getattr(control, "extra_concat_orig", [])
+            ]
             self.hints[key] = (hint, extra, k, cr, control)
         hint, extra, k, cr, _ = self.hints[key]
         return hint, extra, k, cr
@@ -111,8 +124,9 @@ class RunControls:
             t = _fresh_copy(c)
             t.cond_hint_original = crop_rows(hint, regions, k, rows, chunks)
             if hasattr(t, "extra_concat_orig"):
-                t.extra_concat_orig = [crop_rows(e, regions, cr, rows, chunks, hint.shape[0]) if e.dim() == 4 else e
-                                       for e in extra]
+                t.extra_concat_orig = [
+                    crop_rows(e, regions, cr, rows, chunks, hint.shape[0]) if e.dim() == 4 else e for e in extra
+                ]
             copies.append(t)
         for a, b in itertools.pairwise(copies):
             a.previous_controlnet = b
@@ -128,7 +142,7 @@ def crop_rows(v: torch.Tensor, regions, k: int, rows: int, chunks: int, hint_row
     b = rows // chunks
     index = torch.arange(b) % (hint_rows or v.shape[0])
     index = index % v.shape[0]
-    crops = [v[..., y * k:(y + h) * k, x * k:(x + w) * k][index] for y, x, h, w in regions]  # crop, then rows
+    crops = [v[..., y * k : (y + h) * k, x * k : (x + w) * k][index] for y, x, h, w in regions]  # crop, then rows
     stacked = torch.stack(crops, dim=0)  # [n, b, C, h, w]
     return stacked.unsqueeze(0).expand(chunks, *stacked.shape).reshape(-1, *stacked.shape[2:])
 

@@ -115,19 +115,27 @@ class TiledImg2ImgHook:
 
     # -- the wrappers ---------------------------------------------------------------------------
 
-    def sampler_sample(self, executor, guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask,
-                       disable_pbar):
+    def sampler_sample(
+        self, executor, guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar
+    ):
         check_original(self.original, noise)
         inner = guider.inner_model
         x0_orig = inner.process_latent_in(self.original.to(noise.device)).to(torch.float32)
         state = PreserveState(
-            x0_orig, self.plan.scale_map, self.mode, sigmas.detach().clone(), noise,
+            x0_orig,
+            self.plan.scale_map,
+            self.mode,
+            sigmas.detach().clone(),
+            noise,
             lambda sigma, n, x0: inner.scale_latent_inpaint(sigma=sigma, noise=n, latent_image=x0),
         )
         options = extra_args["model_options"]
         previous = options.get("transformer_options", {})
-        options["transformer_options"] = {**previous, self.key: TiledRun(state, self.plan),
-                                          self.controls_key: RunControls(NODE)}
+        options["transformer_options"] = {
+            **previous,
+            self.key: TiledRun(state, self.plan),
+            self.controls_key: RunControls(NODE),
+        }
         try:
             samples = executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
         finally:
@@ -152,8 +160,9 @@ class TiledImg2ImgHook:
         run = self.run(args["model_options"].get("transformer_options", {}))
         return run.blend(args["denoised"], args["sigma"])
 
-    def apply_model(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
-                    **kwargs):
+    def apply_model(
+        self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kwargs
+    ):
         run = transformer_options.get(self.key)
         layout = self.plan.layout
         if run is None or tuple(x.shape[-2:]) != (layout.latent_h, layout.latent_w):
@@ -165,8 +174,9 @@ class TiledImg2ImgHook:
 
     # -- the tiled evaluation -------------------------------------------------------------------
 
-    def evaluate(self, run: TiledRun, executor, x, t, c_concat, c_crossattn, control, transformer_options: dict,
-                 kwargs: dict) -> torch.Tensor:
+    def evaluate(
+        self, run: TiledRun, executor, x, t, c_concat, c_crossattn, control, transformer_options: dict, kwargs: dict
+    ) -> torch.Tensor:
         """x0 of the whole model input from the active windows (`samplers.tiled.TiledRun.evaluate`)."""
         chunks = len(transformer_options.get("cond_or_uncond", [])) or 1
         if x.shape[0] % chunks:

@@ -51,8 +51,10 @@ class SoluneTiledImg2Img(io.ComfyNode):
             ),
             inputs=[
                 io.Model.Input("model", tooltip="The model to patch (a copy is patched)."),
-                io.Latent.Input("latent", tooltip="The clean original LATENT (what you encoded); it is preserved "
-                                                  "where the scale is below 1."),
+                io.Latent.Input(
+                    "latent",
+                    tooltip="The clean original LATENT (what you encoded); it is preserved where the scale is below 1.",
+                ),
                 *setting_inputs("layout"),
                 *setting_inputs("run"),
                 *guide_inputs(),
@@ -87,20 +89,41 @@ class SoluneTiledSampler(io.ComfyNode):
             ),
             inputs=[
                 io.Model.Input("model", tooltip="The model used for denoising."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
-                             tooltip="Seed of the noise."),
+                io.Int.Input(
+                    "seed",
+                    default=0,
+                    min=0,
+                    max=0xFFFFFFFFFFFFFFFF,
+                    control_after_generate=True,
+                    tooltip="Seed of the noise.",
+                ),
                 io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Denoising steps."),
-                io.Float.Input("cfg", default=8.0, min=0.0, max=100.0, step=0.1, round=0.01,
-                               tooltip="Classifier-free guidance scale."),
-                io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS,
-                               tooltip="The sampling algorithm."),
+                io.Float.Input(
+                    "cfg",
+                    default=8.0,
+                    min=0.0,
+                    max=100.0,
+                    step=0.1,
+                    round=0.01,
+                    tooltip="Classifier-free guidance scale.",
+                ),
+                io.Combo.Input(
+                    "sampler_name", options=comfy.samplers.KSampler.SAMPLERS, tooltip="The sampling algorithm."
+                ),
                 io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, tooltip="The noise schedule."),
                 io.Conditioning.Input("positive", tooltip="What to include."),
                 io.Conditioning.Input("negative", tooltip="What to exclude."),
-                io.Latent.Input("latent_image", tooltip="The clean original LATENT: it is sampled and preserved per "
-                                                        "tile."),
-                io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01,
-                               tooltip="KSampler denoise of the whole run; per-tile scales act inside it."),
+                io.Latent.Input(
+                    "latent_image", tooltip="The clean original LATENT: it is sampled and preserved per tile."
+                ),
+                io.Float.Input(
+                    "denoise",
+                    default=1.0,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="KSampler denoise of the whole run; per-tile scales act inside it.",
+                ),
                 *setting_inputs("layout"),
                 *setting_inputs("run"),
                 *guide_inputs(),
@@ -122,16 +145,32 @@ class SoluneTiledSampler(io.ComfyNode):
         return settings_error("SoluneTiledSampler", **kw) or True
 
     @classmethod
-    def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise=1.0,
-                denoise_mask=None, image=None, **kw) -> io.NodeOutput:
+    def execute(
+        cls,
+        model,
+        seed,
+        steps,
+        cfg,
+        sampler_name,
+        scheduler,
+        positive,
+        negative,
+        latent_image,
+        denoise=1.0,
+        denoise_mask=None,
+        image=None,
+        **kw,
+    ) -> io.NodeOutput:
         import nodes
 
         error = cls.validate_inputs(sampler_name=sampler_name, scheduler=scheduler)
         if error is not True:
             raise ValueError(error)
-        patched, tile_map, scale = tiled_model_patch("SoluneTiledSampler", model, latent_image, denoise_mask, image,
-                                                     **kw)
+        patched, tile_map, scale = tiled_model_patch(
+            "SoluneTiledSampler", model, latent_image, denoise_mask, image, **kw
+        )
         # the stock KSampler path: noise from the seed, previews, per-step progress and interruption
-        out = nodes.common_ksampler(patched, seed, steps, cfg, sampler_name, scheduler, positive, negative,
-                                    latent_image, denoise=denoise)
+        out = nodes.common_ksampler(
+            patched, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise=denoise
+        )
         return io.NodeOutput(out[0], tile_map, scale)

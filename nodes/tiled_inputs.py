@@ -30,11 +30,17 @@ def setting_inputs(group: str) -> list:
 def guide_inputs() -> list:
     """Optional denoise_mask and image."""
     return [
-        io.Mask.Input("denoise_mask", optional=True,
-                      tooltip="Needed by scale_mode mask and pixel: 1 = change, 0 = keep. Any size (stretched to the "
-                              "latent as ComfyUI does), batch 1 or the latent's."),
-        io.Image.Input("image", optional=True,
-                       tooltip="Drives the quadtree instead of the latent; must be the latent's pixel size."),
+        io.Mask.Input(
+            "denoise_mask",
+            optional=True,
+            tooltip="Needed by scale_mode mask and pixel: 1 = change, 0 = keep. Any size (stretched to the "
+            "latent as ComfyUI does), batch 1 or the latent's.",
+        ),
+        io.Image.Input(
+            "image",
+            optional=True,
+            tooltip="Drives the quadtree instead of the latent; must be the latent's pixel size.",
+        ),
     ]
 
 
@@ -52,12 +58,21 @@ def settings_from(node: str, **values) -> TileSettings:
         raise ValueError(f"{node}: {err}") from err
 
 
-def build_plan(node: str, settings: TileSettings, samples: torch.Tensor, downscale: int, align: int,
-               denoise_mask=None, image=None) -> TilePlan:
+def build_plan(
+    node: str, settings: TileSettings, samples: torch.Tensor, downscale: int, align: int, denoise_mask=None, image=None
+) -> TilePlan:
     """Check the tensors (ValueError naming the node and input) and build the plan."""
     try:
         check_guides(settings, samples, downscale, denoise_mask, image)
-        return make_plan(samples.shape[-2], samples.shape[-1], settings, downscale=downscale, align=align,
-                         denoise_mask=denoise_mask, content=samples, image=image)
+        return make_plan(
+            samples.shape[-2],
+            samples.shape[-1],
+            settings,
+            downscale=downscale,
+            align=align,
+            denoise_mask=denoise_mask,
+            content=samples,
+            image=image,
+        )
     except ValueError as err:
         raise ValueError(f"{node}: {err}") from err

@@ -126,18 +126,21 @@ def _sample_grid(model, x, sigmas, extra_args, callback, eta, alphas_cumprod, no
 
 
 @torch.no_grad()
-def sample_sol_ddpm(model, x, sigmas, extra_args=None, callback=None, disable=None, eta=1.0, alphas_cumprod=None,
-                    noise_sampler=None):
+def sample_sol_ddpm(
+    model, x, sigmas, extra_args=None, callback=None, disable=None, eta=1.0, alphas_cumprod=None, noise_sampler=None
+):
     """Sol's recipe on the discrete DDPM grid: η = 1 is the DDPM posterior step (ancestral, the
     run's seeded noise), η < 1 the DDIM step with that η (η = 0: deterministic)."""
     eta = check_number("eta", eta, 0.0, 1.0)
-    return _sample_grid(model, x, sigmas, extra_args, callback, eta, alphas_cumprod, noise_sampler,
-                        posterior=eta == 1.0)
+    return _sample_grid(
+        model, x, sigmas, extra_args, callback, eta, alphas_cumprod, noise_sampler, posterior=eta == 1.0
+    )
 
 
 @torch.no_grad()
-def sample_epsilon_ddim(model, x, sigmas, extra_args=None, callback=None, disable=None, eta=0.0, alphas_cumprod=None,
-                        noise_sampler=None):
+def sample_epsilon_ddim(
+    model, x, sigmas, extra_args=None, callback=None, disable=None, eta=0.0, alphas_cumprod=None, noise_sampler=None
+):
     """DDIM (Song et al. 2021) on the discrete DDPM grid for an ε model; η = 0 is deterministic."""
     eta = check_number("eta", eta, 0.0, 1.0)
     return _sample_grid(model, x, sigmas, extra_args, callback, eta, alphas_cumprod, noise_sampler, posterior=False)

@@ -25,7 +25,7 @@ def lune_sigmas(steps: int, shift: float = 2.0, denoise: float = 1.0) -> torch.T
     denoise = check_number("denoise", denoise, 0.0, 1.0, lo_open=True)
     total = steps if denoise >= 1.0 else int(steps / float(denoise))
     t = torch.linspace(1.0, 0.0, total + 1, dtype=torch.float64)
-    return flow_shift(t, shift)[-(steps + 1):].float()
+    return flow_shift(t, shift)[-(steps + 1) :].float()
 
 
 def quantized_sigma(sigma: float, multiplier: float = 1000.0) -> float:
@@ -34,8 +34,9 @@ def quantized_sigma(sigma: float, multiplier: float = 1000.0) -> float:
 
 
 @torch.no_grad()
-def sample_lune_euler(model, x, sigmas, extra_args=None, callback=None, disable=None, quantize_timesteps=False,
-                      multiplier=1000.0):
+def sample_lune_euler(
+    model, x, sigmas, extra_args=None, callback=None, disable=None, quantize_timesteps=False, multiplier=1000.0
+):
     """Euler on the rectified-flow ODE, Lune's recipe; optionally with integer timesteps."""
     extra_args = {} if extra_args is None else extra_args
     s_in = x.new_ones([x.shape[0]])
@@ -43,8 +44,9 @@ def sample_lune_euler(model, x, sigmas, extra_args=None, callback=None, disable=
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         sigma_eval = sigma
         if quantize_timesteps:
-            sigma_eval = torch.as_tensor(quantized_sigma(float(sigma), multiplier), dtype=sigmas.dtype,
-                                         device=sigmas.device)
+            sigma_eval = torch.as_tensor(
+                quantized_sigma(float(sigma), multiplier), dtype=sigmas.dtype, device=sigmas.device
+            )
         denoised = model(x, sigma_eval * s_in, **extra_args)
         if callback is not None:
             callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma_eval, "denoised": denoised})

@@ -48,8 +48,15 @@ class ExpertHandoff:
 
     BISECTION_STEPS = 60
 
-    def __init__(self, run_frame: str, structure_frame: str, detail_frame: str,
-                 percent_to_sigma: Callable[[float], float], switch: float, blend_width: float = 0.0):
+    def __init__(
+        self,
+        run_frame: str,
+        structure_frame: str,
+        detail_frame: str,
+        percent_to_sigma: Callable[[float], float],
+        switch: float,
+        blend_width: float = 0.0,
+    ):
         frames = (("run_frame", run_frame), ("structure_frame", structure_frame), ("detail_frame", detail_frame))
         for name, frame in frames:
             if frame not in FRAMES:

@@ -28,19 +28,38 @@ OUTPUTS = {
 }
 
 EXECUTION_ERROR = {
-    "prompt_id": PROMPT_ID, "node_id": "3", "node_type": "KSampler", "executed": ["4", "5"],
-    "exception_message": "Expected all tensors to be on the same device", "exception_type": "RuntimeError",
-    "traceback": ["  File \"nodes.py\", line 1, in sample\n"], "current_inputs": {}, "current_outputs": [],
+    "prompt_id": PROMPT_ID,
+    "node_id": "3",
+    "node_type": "KSampler",
+    "executed": ["4", "5"],
+    "exception_message": "Expected all tensors to be on the same device",
+    "exception_type": "RuntimeError",
+    "traceback": ['  File "nodes.py", line 1, in sample\n'],
+    "current_inputs": {},
+    "current_outputs": [],
 }
 
 VALIDATION_ERROR = {
-    "error": {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation",
-              "details": "", "extra_info": {}},
-    "node_errors": {"4": {
-        "errors": [{"type": "value_not_in_list", "message": "Value not in list",
+    "error": {
+        "type": "prompt_outputs_failed_validation",
+        "message": "Prompt outputs failed validation",
+        "details": "",
+        "extra_info": {},
+    },
+    "node_errors": {
+        "4": {
+            "errors": [
+                {
+                    "type": "value_not_in_list",
+                    "message": "Value not in list",
                     "details": "ckpt_name: 'missing.safetensors' not in ['v1-5-pruned-emaonly.safetensors']",
-                    "extra_info": {"input_name": "ckpt_name"}}],
-        "dependent_outputs": ["9"], "class_type": "CheckpointLoaderSimple"}},
+                    "extra_info": {"input_name": "ckpt_name"},
+                }
+            ],
+            "dependent_outputs": ["9"],
+            "class_type": "CheckpointLoaderSimple",
+        }
+    },
 }
 
 
@@ -51,8 +70,14 @@ def view_bytes(filename: str) -> bytes:
 class FakeComfyUI:
     """`with FakeComfyUI(object_info, "success") as fake:` serves on `fake.url` until the block ends."""
 
-    def __init__(self, object_info: dict, scenario: str = "success", websocket: bool = True, port: int = 0,
-                 hostile_type: str = "../.."):
+    def __init__(
+        self,
+        object_info: dict,
+        scenario: str = "success",
+        websocket: bool = True,
+        port: int = 0,
+        hostile_type: str = "../..",
+    ):
         self.object_info = object_info
         self.hostile_type = hostile_type
         self.scenario = scenario
@@ -88,25 +113,38 @@ class FakeComfyUI:
 
     def history_entry(self) -> dict:
         if self.scenario == "execution_error":
-            status = {"status_str": "error", "completed": False, "messages": [
-                ["execution_start", {"prompt_id": PROMPT_ID}], ["execution_error", EXECUTION_ERROR]]}
+            status = {
+                "status_str": "error",
+                "completed": False,
+                "messages": [["execution_start", {"prompt_id": PROMPT_ID}], ["execution_error", EXECUTION_ERROR]],
+            }
             outputs = {}
         else:
-            status = {"status_str": "success", "completed": True, "messages": [
-                ["execution_start", {"prompt_id": PROMPT_ID}], ["execution_success", {"prompt_id": PROMPT_ID}]]}
+            status = {
+                "status_str": "success",
+                "completed": True,
+                "messages": [
+                    ["execution_start", {"prompt_id": PROMPT_ID}],
+                    ["execution_success", {"prompt_id": PROMPT_ID}],
+                ],
+            }
             outputs = OUTPUTS
         if self.scenario == "hostile_type":
-            outputs = {**OUTPUTS, "13": {"images": [
-                {"filename": "escaped.png", "subfolder": "", "type": self.hostile_type}]}}
-        return {"prompt": [0, PROMPT_ID, self.prompts[-1], {}, ["9"]], "outputs": outputs, "status": status,
-                "meta": {}}
+            outputs = {
+                **OUTPUTS,
+                "13": {"images": [{"filename": "escaped.png", "subfolder": "", "type": self.hostile_type}]},
+            }
+        return {"prompt": [0, PROMPT_ID, self.prompts[-1], {}, ["9"]], "outputs": outputs, "status": status, "meta": {}}
 
     def events(self) -> list[dict]:
         """The /ws messages ComfyUI would send for the queued prompt, in order."""
         nodes = list(self.prompts[-1])
         head = [("execution_start", {}), ("execution_cached", {"nodes": nodes[:1]})]
-        running = [("executing", {"node": "3"}), ("progress", {"value": 1, "max": 2, "node": "3"}),
-                   ("progress", {"value": 2, "max": 2, "node": "3"})]
+        running = [
+            ("executing", {"node": "3"}),
+            ("progress", {"value": 1, "max": 2, "node": "3"}),
+            ("progress", {"value": 2, "max": 2, "node": "3"}),
+        ]
         if self.scenario == "execution_error":
             tail = [("execution_error", {k: v for k, v in EXECUTION_ERROR.items() if k != "prompt_id"})]
         else:

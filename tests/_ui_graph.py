@@ -20,12 +20,18 @@ class UIGraph:
         self.nodes: list[dict] = []
         self.links: list[list] = []
 
-    def add(self, node_id: int, kind: str, widgets=None, inputs=(), outputs=(), mode: int = 0,
-            title: str | None = None) -> dict:
+    def add(
+        self, node_id: int, kind: str, widgets=None, inputs=(), outputs=(), mode: int = 0, title: str | None = None
+    ) -> dict:
         """inputs: (name, type) or (name, type, "widget") for a widget shown as an input socket."""
         node = {
-            "id": node_id, "type": kind, "pos": [0, 0], "size": [300, 100], "flags": {},
-            "order": len(self.nodes), "mode": mode,
+            "id": node_id,
+            "type": kind,
+            "pos": [0, 0],
+            "size": [300, 100],
+            "flags": {},
+            "order": len(self.nodes),
+            "mode": mode,
             "inputs": [
                 {"name": i[0], "type": i[1], "link": None, **({"widget": {"name": i[0]}} if len(i) > 2 else {})}
                 for i in inputs
@@ -73,17 +79,41 @@ class UIGraph:
 def txt2img_graph() -> UIGraph:
     """The editor's default workflow: checkpoint, two prompts, KSampler, decode, save."""
     g = UIGraph()
-    g.add(4, "CheckpointLoaderSimple", ["v1-5-pruned-emaonly.safetensors"],
-          outputs=[("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")])
-    g.add(6, "CLIPTextEncode", ["a castle on a hill"], inputs=[("clip", "CLIP")],
-          outputs=[("CONDITIONING", "CONDITIONING")], title="Positive")
-    g.add(7, "CLIPTextEncode", ["blurry"], inputs=[("clip", "CLIP")],
-          outputs=[("CONDITIONING", "CONDITIONING")], title="Negative")
+    g.add(
+        4,
+        "CheckpointLoaderSimple",
+        ["v1-5-pruned-emaonly.safetensors"],
+        outputs=[("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")],
+    )
+    g.add(
+        6,
+        "CLIPTextEncode",
+        ["a castle on a hill"],
+        inputs=[("clip", "CLIP")],
+        outputs=[("CONDITIONING", "CONDITIONING")],
+        title="Positive",
+    )
+    g.add(
+        7,
+        "CLIPTextEncode",
+        ["blurry"],
+        inputs=[("clip", "CLIP")],
+        outputs=[("CONDITIONING", "CONDITIONING")],
+        title="Negative",
+    )
     g.add(5, "EmptyLatentImage", [512, 768, 1], outputs=[("LATENT", "LATENT")])
-    g.add(3, "KSampler", [156680208700286, "randomize", 20, 8, "euler", "normal", 1],
-          inputs=[("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
-                  ("latent_image", "LATENT")],
-          outputs=[("LATENT", "LATENT")])
+    g.add(
+        3,
+        "KSampler",
+        [156680208700286, "randomize", 20, 8, "euler", "normal", 1],
+        inputs=[
+            ("model", "MODEL"),
+            ("positive", "CONDITIONING"),
+            ("negative", "CONDITIONING"),
+            ("latent_image", "LATENT"),
+        ],
+        outputs=[("LATENT", "LATENT")],
+    )
     g.add(8, "VAEDecode", inputs=[("samples", "LATENT"), ("vae", "VAE")], outputs=[("IMAGE", "IMAGE")])
     g.add(9, "SaveImage", ["ComfyUI"], inputs=[("images", "IMAGE")])
     g.connect(4, 0, 3, "model")
@@ -100,19 +130,50 @@ def txt2img_graph() -> UIGraph:
 
 # The API-format prompt txt2img_graph() must convert to, written out by hand.
 TXT2IMG_API = {
-    "3": {"class_type": "KSampler", "_meta": {"title": "KSampler"}, "inputs": {
-        "seed": 156680208700286, "steps": 20, "cfg": 8, "sampler_name": "euler", "scheduler": "normal",
-        "denoise": 1, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
-    "4": {"class_type": "CheckpointLoaderSimple", "_meta": {"title": "Load Checkpoint"},
-          "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
-    "5": {"class_type": "EmptyLatentImage", "_meta": {"title": "Empty Latent Image"},
-          "inputs": {"width": 512, "height": 768, "batch_size": 1}},
-    "6": {"class_type": "CLIPTextEncode", "_meta": {"title": "Positive"},
-          "inputs": {"text": "a castle on a hill", "clip": ["4", 1]}},
-    "7": {"class_type": "CLIPTextEncode", "_meta": {"title": "Negative"},
-          "inputs": {"text": "blurry", "clip": ["4", 1]}},
-    "8": {"class_type": "VAEDecode", "_meta": {"title": "VAE Decode"},
-          "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-    "9": {"class_type": "SaveImage", "_meta": {"title": "Save Image"},
-          "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}},
+    "3": {
+        "class_type": "KSampler",
+        "_meta": {"title": "KSampler"},
+        "inputs": {
+            "seed": 156680208700286,
+            "steps": 20,
+            "cfg": 8,
+            "sampler_name": "euler",
+            "scheduler": "normal",
+            "denoise": 1,
+            "model": ["4", 0],
+            "positive": ["6", 0],
+            "negative": ["7", 0],
+            "latent_image": ["5", 0],
+        },
+    },
+    "4": {
+        "class_type": "CheckpointLoaderSimple",
+        "_meta": {"title": "Load Checkpoint"},
+        "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"},
+    },
+    "5": {
+        "class_type": "EmptyLatentImage",
+        "_meta": {"title": "Empty Latent Image"},
+        "inputs": {"width": 512, "height": 768, "batch_size": 1},
+    },
+    "6": {
+        "class_type": "CLIPTextEncode",
+        "_meta": {"title": "Positive"},
+        "inputs": {"text": "a castle on a hill", "clip": ["4", 1]},
+    },
+    "7": {
+        "class_type": "CLIPTextEncode",
+        "_meta": {"title": "Negative"},
+        "inputs": {"text": "blurry", "clip": ["4", 1]},
+    },
+    "8": {
+        "class_type": "VAEDecode",
+        "_meta": {"title": "VAE Decode"},
+        "inputs": {"samples": ["3", 0], "vae": ["4", 2]},
+    },
+    "9": {
+        "class_type": "SaveImage",
+        "_meta": {"title": "Save Image"},
+        "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]},
+    },
 }

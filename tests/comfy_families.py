@@ -24,7 +24,12 @@ import torch
 
 # the torch classes whose reset_parameters is PyTorch's default init (comfy.ops subclasses skip it)
 _INIT_CLASSES = (
-    torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.GroupNorm, torch.nn.LayerNorm,
+    torch.nn.Linear,
+    torch.nn.Conv1d,
+    torch.nn.Conv2d,
+    torch.nn.Conv3d,
+    torch.nn.GroupNorm,
+    torch.nn.LayerNorm,
     torch.nn.Embedding,
 )
 
@@ -72,15 +77,33 @@ def save(state_dict: dict, path: Path) -> Path:
 
 # ---------------------------------------------------------------- UNets and their ControlNet
 SD15_UNET = {
-    "in_channels": 4, "out_channels": 4, "model_channels": 320, "num_res_blocks": [1, 1], "channel_mult": [1, 1],
-    "transformer_depth": [1, 0], "transformer_depth_output": [1, 1, 0, 0], "transformer_depth_middle": 0,
+    "in_channels": 4,
+    "out_channels": 4,
+    "model_channels": 320,
+    "num_res_blocks": [1, 1],
+    "channel_mult": [1, 1],
+    "transformer_depth": [1, 0],
+    "transformer_depth_output": [1, 1, 0, 0],
+    "transformer_depth_middle": 0,
     "context_dim": 768,
-    "num_heads": 8, "num_head_channels": -1, "use_linear_in_transformer": False, "adm_in_channels": None,
+    "num_heads": 8,
+    "num_head_channels": -1,
+    "use_linear_in_transformer": False,
+    "adm_in_channels": None,
 }
 SDXL_UNET = {
-    "in_channels": 4, "out_channels": 4, "model_channels": 320, "num_res_blocks": [1, 2], "channel_mult": [1, 1],
-    "transformer_depth": [0, 2, 5], "transformer_depth_output": [0, 0, 1, 1, 1], "transformer_depth_middle": 1,
-    "context_dim": 2048, "num_heads": -1, "num_head_channels": 64, "use_linear_in_transformer": True,
+    "in_channels": 4,
+    "out_channels": 4,
+    "model_channels": 320,
+    "num_res_blocks": [1, 2],
+    "channel_mult": [1, 1],
+    "transformer_depth": [0, 2, 5],
+    "transformer_depth_output": [0, 0, 1, 1, 1],
+    "transformer_depth_middle": 1,
+    "context_dim": 2048,
+    "num_heads": -1,
+    "num_head_channels": 64,
+    "use_linear_in_transformer": True,
     "adm_in_channels": 2816,
     "num_classes": "sequential",
 }
@@ -91,8 +114,15 @@ def sdxl_unet_state_dict(seed: int = 0) -> dict:
     import comfy.ops
     from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
 
-    unet = UNetModel(image_size=32, use_temporal_attention=False, use_spatial_transformer=True, dtype=torch.float32,
-                     device="cpu", operations=comfy.ops.disable_weight_init, **SDXL_UNET)
+    unet = UNetModel(
+        image_size=32,
+        use_temporal_attention=False,
+        use_spatial_transformer=True,
+        dtype=torch.float32,
+        device="cpu",
+        operations=comfy.ops.disable_weight_init,
+        **SDXL_UNET,
+    )
     return _state_dict(default_init(unet, seed))
 
 
@@ -104,9 +134,15 @@ def controlnet_state_dict(unet: dict, seed: int = 10, hint_channels: int = 3) ->
     import comfy.ops
 
     cfg = {k: v for k, v in unet.items() if k not in ("out_channels", "transformer_depth_output")}
-    net = comfy.cldm.cldm.ControlNet(image_size=32, hint_channels=hint_channels, use_spatial_transformer=True,
-                                     dtype=torch.float32,
-                                     device="cpu", operations=comfy.ops.disable_weight_init, **cfg)
+    net = comfy.cldm.cldm.ControlNet(
+        image_size=32,
+        hint_channels=hint_channels,
+        use_spatial_transformer=True,
+        dtype=torch.float32,
+        device="cpu",
+        operations=comfy.ops.disable_weight_init,
+        **cfg,
+    )
     return _state_dict(default_init(net, seed), prefix="control_model.")
 
 
@@ -117,18 +153,37 @@ def sd3_state_dict(seed: int = 0) -> dict:
     from comfy.ldm.modules.diffusionmodules.mmdit import MMDiT
 
     net = MMDiT(
-        patch_size=2, in_channels=16, out_channels=16, depth=1, adm_in_channels=2048,
+        patch_size=2,
+        in_channels=16,
+        out_channels=16,
+        depth=1,
+        adm_in_channels=2048,
         context_embedder_config={"target": "torch.nn.Linear", "params": {"in_features": 4096, "out_features": 64}},
-        pos_embed_max_size=32, num_patches=32 * 32, pos_embed_scaling_factor=None, qk_norm=None,
-        dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init,
+        pos_embed_max_size=32,
+        num_patches=32 * 32,
+        pos_embed_scaling_factor=None,
+        qk_norm=None,
+        dtype=torch.float32,
+        device="cpu",
+        operations=comfy.ops.disable_weight_init,
     )
     return _state_dict(default_init(net, seed))
 
 
 FLUX = {
-    "in_channels": 16, "out_channels": 16, "vec_in_dim": 768, "context_in_dim": 4096, "hidden_size": 3072,
-    "mlp_ratio": 4.0, "num_heads": 24, "depth": 1, "depth_single_blocks": 1, "axes_dim": [16, 56, 56], "theta": 10000,
-    "patch_size": 2, "qkv_bias": True,
+    "in_channels": 16,
+    "out_channels": 16,
+    "vec_in_dim": 768,
+    "context_in_dim": 4096,
+    "hidden_size": 3072,
+    "mlp_ratio": 4.0,
+    "num_heads": 24,
+    "depth": 1,
+    "depth_single_blocks": 1,
+    "axes_dim": [16, 56, 56],
+    "theta": 10000,
+    "patch_size": 2,
+    "qkv_bias": True,
     "guidance_embed": True,
 }
 

@@ -21,7 +21,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _looks_like_comfyui(path: Path) -> bool:
-    return (path / "main.py").is_file() and (path / "comfy" / "model_sampling.py").is_file() and (path / "nodes.py").is_file()
+    return (
+        (path / "main.py").is_file()
+        and (path / "comfy" / "model_sampling.py").is_file()
+        and (path / "nodes.py").is_file()
+    )
 
 
 def locate_comfyui() -> tuple[Path | None, str]:
@@ -105,11 +109,25 @@ def tiny_sd15_unet_state_dict(seed: int = 0):
     from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
 
     unet = UNetModel(
-        image_size=32, in_channels=4, out_channels=4, model_channels=320, num_res_blocks=[1, 1],
-        channel_mult=[1, 1], transformer_depth=[1, 0], transformer_depth_output=[1, 1, 0, 0],
-        transformer_depth_middle=0, context_dim=768, num_heads=8, num_head_channels=-1,
-        use_linear_in_transformer=False, adm_in_channels=None, use_temporal_attention=False,
-        use_spatial_transformer=True, dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init,
+        image_size=32,
+        in_channels=4,
+        out_channels=4,
+        model_channels=320,
+        num_res_blocks=[1, 1],
+        channel_mult=[1, 1],
+        transformer_depth=[1, 0],
+        transformer_depth_output=[1, 1, 0, 0],
+        transformer_depth_middle=0,
+        context_dim=768,
+        num_heads=8,
+        num_head_channels=-1,
+        use_linear_in_transformer=False,
+        adm_in_channels=None,
+        use_temporal_attention=False,
+        use_spatial_transformer=True,
+        dtype=torch.float32,
+        device="cpu",
+        operations=comfy.ops.disable_weight_init,
     )
     return _fill_random(unet.state_dict(), seed, gain=0.5)
 
@@ -169,12 +187,16 @@ class ComfyServer:
         for sub in ("diffusion_models", "text_encoders", "vae", "checkpoints", "controlnet"):
             (models / sub).mkdir(parents=True, exist_ok=True)
         for i, seed in enumerate(unet_seeds):
-            comfy.utils.save_torch_file(tiny_sd15_unet_state_dict(seed), str(models / "diffusion_models" / f"tiny_sd15_{i}.safetensors"))
+            comfy.utils.save_torch_file(
+                tiny_sd15_unet_state_dict(seed), str(models / "diffusion_models" / f"tiny_sd15_{i}.safetensors")
+            )
         comfy.utils.save_torch_file(clip_l_state_dict(), str(models / "text_encoders" / "tiny_clip_l.safetensors"))
         comfy.utils.save_torch_file(taesd_state_dict(), str(models / "vae" / "tiny_taesd.safetensors"))
         from comfy_families import SD15_UNET, controlnet_state_dict  # an LDM ControlNet for the tiny SD1.5 UNet
 
-        comfy.utils.save_torch_file(controlnet_state_dict(SD15_UNET), str(models / "controlnet" / "tiny_sd15_controlnet.safetensors"))
+        comfy.utils.save_torch_file(
+            controlnet_state_dict(SD15_UNET), str(models / "controlnet" / "tiny_sd15_controlnet.safetensors")
+        )
 
     def start(self, timeout: float = 180.0):
         nodes = self.base / "custom_nodes"
@@ -184,9 +206,20 @@ class ComfyServer:
             link.symlink_to(REPO, target_is_directory=True)
         for sub in ("input", "output", "temp", "user"):
             (self.base / sub).mkdir(exist_ok=True)
-        cmd = [self.python, str(self.comfy_path / "main.py"), "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-               "--base-directory", str(self.base), "--user-directory", str(self.base / "user"),
-               "--disable-auto-launch"]
+        cmd = [
+            self.python,
+            str(self.comfy_path / "main.py"),
+            "--cpu",
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--base-directory",
+            str(self.base),
+            "--user-directory",
+            str(self.base / "user"),
+            "--disable-auto-launch",
+        ]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, cwd=str(self.comfy_path), stdout=self._log, stderr=subprocess.STDOUT, env=env)
@@ -225,7 +258,9 @@ class ComfyServer:
             return json.loads(r.read())
 
     def post(self, route: str, payload) -> tuple[int, dict]:
-        req = urllib.request.Request(self.url + route, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + route, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as r:
                 return r.status, json.loads(r.read())
@@ -241,8 +276,10 @@ class ComfyServer:
         deadline = time.time() + timeout
         while time.time() < deadline:
             hist = self.get(f"/history/{pid}")
-            if pid in hist and hist[pid].get("status", {}).get("completed") is not None and (
-                hist[pid]["status"].get("status_str") in ("success", "error")
+            if (
+                pid in hist
+                and hist[pid].get("status", {}).get("completed") is not None
+                and (hist[pid]["status"].get("status_str") in ("success", "error"))
             ):
                 return hist[pid]
             if self.proc.poll() is not None:

@@ -13,15 +13,28 @@ def conds(seed: int = 0, batch: int = 1):
     return [[pos, {}]], [[neg, {}]]
 
 
-def ksample(model, latent, *, sampler="euler", scheduler="normal", steps=6, cfg=4.0, denoise=1.0, seed=42, noise_mask=None):
+def ksample(
+    model, latent, *, sampler="euler", scheduler="normal", steps=6, cfg=4.0, denoise=1.0, seed=42, noise_mask=None
+):
     """What the stock KSampler node does with these inputs (noise from the seed, then sample)."""
     import comfy.sample
 
     noise = comfy.sample.prepare_noise(latent, seed)
     pos, neg = conds()
     return comfy.sample.sample(
-        model, noise, steps, cfg, sampler, scheduler, pos, neg, latent, denoise=denoise,
-        noise_mask=noise_mask, disable_pbar=True, seed=seed,
+        model,
+        noise,
+        steps,
+        cfg,
+        sampler,
+        scheduler,
+        pos,
+        neg,
+        latent,
+        denoise=denoise,
+        noise_mask=noise_mask,
+        disable_pbar=True,
+        seed=seed,
     )
 
 

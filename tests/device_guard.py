@@ -26,13 +26,49 @@ from torch.utils._pytree import tree_flatten
 
 FAKE = torch.device("cuda")
 SYNC = {
-    "item", "__bool__", "__float__", "__int__", "__index__", "__complex__", "tolist", "numpy", "cpu", "__array__",
-    "__repr__", "__format__", "equal", "allclose", "nonzero", "argwhere", "unique", "masked_select",
+    "item",
+    "__bool__",
+    "__float__",
+    "__int__",
+    "__index__",
+    "__complex__",
+    "tolist",
+    "numpy",
+    "cpu",
+    "__array__",
+    "__repr__",
+    "__format__",
+    "equal",
+    "allclose",
+    "nonzero",
+    "argwhere",
+    "unique",
+    "masked_select",
 }
 # functions that return Python values without reading the data
-SHAPE_ONLY = {"dim", "size", "numel", "__len__", "is_floating_point", "is_complex", "stride", "element_size",
-              "is_contiguous", "__get__", "ndimension", "nelement", "data_ptr", "get_device", "storage_offset",
-              "__hash__", "__iter__", "__contains__", "__reduce_ex__", "__deepcopy__", "untyped_storage"}
+SHAPE_ONLY = {
+    "dim",
+    "size",
+    "numel",
+    "__len__",
+    "is_floating_point",
+    "is_complex",
+    "stride",
+    "element_size",
+    "is_contiguous",
+    "__get__",
+    "ndimension",
+    "nelement",
+    "data_ptr",
+    "get_device",
+    "storage_offset",
+    "__hash__",
+    "__iter__",
+    "__contains__",
+    "__reduce_ex__",
+    "__deepcopy__",
+    "untyped_storage",
+}
 
 
 class DeviceTensor(torch.Tensor):

@@ -31,16 +31,22 @@ class FamilyFiles:
         import comfy_families as F
         from comfy_harness import tiny_sd15_unet_state_dict
 
-        build = {"sd15": tiny_sd15_unet_state_dict, "sdxl": F.sdxl_unet_state_dict, "sd3": F.sd3_state_dict,
-                 "flux": F.flux_state_dict}[family]
+        build = {
+            "sd15": tiny_sd15_unet_state_dict,
+            "sdxl": F.sdxl_unet_state_dict,
+            "sd3": F.sd3_state_dict,
+            "flux": F.flux_state_dict,
+        }[family]
         return self._file(f"tiny_{family}.safetensors", build)
 
     def controlnet(self, family: str, hint_channels: int = 3) -> Path:
         import comfy_families as F
 
         cfg = {"sd15": F.SD15_UNET, "sdxl": F.SDXL_UNET}[family]
-        return self._file(f"tiny_{family}_controlnet_{hint_channels}.safetensors",
-                          functools.partial(F.controlnet_state_dict, cfg, hint_channels=hint_channels))
+        return self._file(
+            f"tiny_{family}_controlnet_{hint_channels}.safetensors",
+            functools.partial(F.controlnet_state_dict, cfg, hint_channels=hint_channels),
+        )
 
 
 @functools.cache
@@ -69,8 +75,9 @@ def apply_controlnet(pos, neg, control_net, image, strength=1.0, start=0.0, end=
     """ControlNetApplyAdvanced, as the node runs it."""
     import nodes
 
-    return nodes.ControlNetApplyAdvanced().apply_controlnet(pos, neg, control_net, image, strength, start, end,
-                                                            extra_concat=list(extra_concat))
+    return nodes.ControlNetApplyAdvanced().apply_controlnet(
+        pos, neg, control_net, image, strength, start, end, extra_concat=list(extra_concat)
+    )
 
 
 def sample(model, latent, pos, neg, *, sampler="euler", scheduler="simple", steps=2, cfg=3.0, denoise=0.6, seed=7):
@@ -78,8 +85,9 @@ def sample(model, latent, pos, neg, *, sampler="euler", scheduler="simple", step
     import comfy.sample
 
     noise = comfy.sample.prepare_noise(latent, seed)
-    return comfy.sample.sample(model, noise, steps, cfg, sampler, scheduler, pos, neg, latent, denoise=denoise,
-                               disable_pbar=True, seed=seed)
+    return comfy.sample.sample(
+        model, noise, steps, cfg, sampler, scheduler, pos, neg, latent, denoise=denoise, disable_pbar=True, seed=seed
+    )
 
 
 def family_latent(family: str, h: int = 16, w: int = 16, seed: int = 0) -> torch.Tensor:
@@ -103,24 +111,37 @@ class CallRecorder:
                 transformer_options = {}
             seen = {k: list(v) for k, v in control.items()} if type(control) is dict else control
             out = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kw)
-            calls.append({"x": x.clone(), "t": t.clone(), "c_crossattn": c_crossattn, "c_concat": c_concat,
-                          "control": seen, "kwargs": dict(kw), "transformer_options": transformer_options,
-                          "out": out.clone(), "outer": len(self.outer_calls)})
+            calls.append(
+                {
+                    "x": x.clone(),
+                    "t": t.clone(),
+                    "c_crossattn": c_crossattn,
+                    "c_concat": c_concat,
+                    "control": seen,
+                    "kwargs": dict(kw),
+                    "transformer_options": transformer_options,
+                    "out": out.clone(),
+                    "outer": len(self.outer_calls),
+                }
+            )
             return out
+
         return wrapper
 
     def add_outer(self, model):
         import comfy.patcher_extension
 
         m = model.clone()
-        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test_outer",
-                               self._wrapper(self.outer_calls))
+        m.add_wrapper_with_key(
+            comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test_outer", self._wrapper(self.outer_calls)
+        )
         return m
 
     def add_inner(self, model):
         import comfy.patcher_extension
 
         m = model.clone()
-        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test_inner",
-                               self._wrapper(self.inner_calls))
+        m.add_wrapper_with_key(
+            comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test_inner", self._wrapper(self.inner_calls)
+        )
         return m

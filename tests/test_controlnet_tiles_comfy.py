@@ -64,7 +64,7 @@ def controlled(files, family, variant, h, w):
     if variant == "mask":  # a ControlNet taking RGB + mask through ComfyUI's extra_concat
         cn = load_controlnet(files, family, hint_channels=4)
         mask = torch.zeros(1, 1, h * 4, w * 4)
-        mask[..., :, w * 2:] = 1.0
+        mask[..., :, w * 2 :] = 1.0
         pos, neg = apply_controlnet(pos, neg, cn, hint_image(h * 8, w * 8, seed=3), strength=1.0, extra_concat=[mask])
         return pos, neg, [cn]
     if variant == "aspect":  # a square hint on a 1:2 latent: ComfyUI center-crops it
@@ -104,13 +104,17 @@ def reference_control(model, control, latent_hw):
             r = c.copy()
             k = r.compression_ratio
             full = comfy.utils.common_upscale(c.cond_hint_original, W * k, H * k, r.upscale_algorithm, "center")
-            r.cond_hint_original = rows_for(torch.stack([full[..., y * k:(y + h) * k, x * k:(x + w) * k]
-                                                         for y, x in pos]), n, chunks, b)
+            r.cond_hint_original = rows_for(
+                torch.stack([full[..., y * k : (y + h) * k, x * k : (x + w) * k] for y, x in pos]), n, chunks, b
+            )
             extra = []
             for e in c.extra_concat_orig:
                 fe = comfy.utils.common_upscale(e, W * k, H * k, r.upscale_algorithm, "center")
-                extra.append(rows_for(torch.stack([fe[..., y * k:(y + h) * k, x * k:(x + w) * k] for y, x in pos]),
-                                      n, chunks, b))
+                extra.append(
+                    rows_for(
+                        torch.stack([fe[..., y * k : (y + h) * k, x * k : (x + w) * k] for y, x in pos]), n, chunks, b
+                    )
+                )
             r.extra_concat_orig = extra
             copies.append(r)
         for a, p in itertools.pairwise(copies):
@@ -127,8 +131,11 @@ def count_controlnet_calls(nets):
     hook handles to remove."""
     shapes, handles = [], []
     for net in {id(n): n for n in nets}.values():
-        handles.append(net.control_model.register_forward_pre_hook(
-            lambda module, args, kwargs: shapes.append(tuple(kwargs["x"].shape)), with_kwargs=True))
+        handles.append(
+            net.control_model.register_forward_pre_hook(
+                lambda module, args, kwargs: shapes.append(tuple(kwargs["x"].shape)), with_kwargs=True
+            )
+        )
     return shapes, handles
 
 
@@ -137,8 +144,9 @@ def count_controlnet_calls(nets):
 def test_scale_zero_returns_the_original_with_a_controlnet(files, family, mode, tiled):
     lat = family_latent(family, *WIDE)
     pos, neg, _ = controlled(files, family, "single", *WIDE)
-    patched = tiled_patch(load_unet(files, family), lat, min_denoise=0.0, max_denoise=0.0, mode=mode, tiled_model=tiled,
-                          **TILES)
+    patched = tiled_patch(
+        load_unet(files, family), lat, min_denoise=0.0, max_denoise=0.0, mode=mode, tiled_model=tiled, **TILES
+    )
     assert float((sample(patched, lat, pos, neg) - lat).abs().max()) <= 1e-5
 
 
@@ -164,8 +172,9 @@ def test_tiled_controlnet_is_the_controlnet_run_on_each_tile_crop(files, family,
             out = sample(patched, lat, pos, neg, steps=3)
         run_calls = list(shapes)
         shapes.clear()
-        regions = check_tiles_are_the_model_on_their_crops(model, recorder, WIDE,
-                                                           reference_control(model, pos[0][1]["control"], WIDE))
+        regions = check_tiles_are_the_model_on_their_crops(
+            model, recorder, WIDE, reference_control(model, pos[0][1]["control"], WIDE)
+        )
         reference_calls = list(shapes)
     finally:
         for h in handles:
@@ -174,7 +183,7 @@ def test_tiled_controlnet_is_the_controlnet_run_on_each_tile_crop(files, family,
     assert run_calls == reference_calls  # the same ControlNet calls, one per tile batch and active ControlNet
     assert all(s[-2:] != WIDE for s in run_calls)  # never on the whole image
     scale = family_plan(model, lat, **kw).scale_map
-    assert all(bool((scale[y:y + h, x:x + w] != 0).any()) for y, x, h, w in regions)
+    assert all(bool((scale[y : y + h, x : x + w] != 0).any()) for y, x, h, w in regions)
     zero = scale == 0
     assert float((out - lat)[..., zero].abs().max()) <= 1e-5
     aspect = [r for r in caplog.records if "aspect ratio" in r.getMessage()]
@@ -204,8 +213,16 @@ def test_a_controlnet_for_another_family_fails_with_comfyuis_own_error(files):
     pos, neg = apply_controlnet(pos, neg, load_controlnet(files, "sd15"), hint_image(WIDE[0] * 8, WIDE[1] * 8))
     with pytest.raises(Exception) as stock:
         sample(model, lat, pos, neg)
-    patched = tiled_patch(model, lat, min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=right_mask(),
-                          tiled_model=True, **TILES)
+    patched = tiled_patch(
+        model,
+        lat,
+        min_denoise=0.0,
+        max_denoise=1.0,
+        scale_mode="mask",
+        denoise_mask=right_mask(),
+        tiled_model=True,
+        **TILES,
+    )
     with pytest.raises(Exception) as tiled:
         sample(patched, lat, pos, neg)
     assert type(tiled.value) is type(stock.value)
@@ -222,8 +239,16 @@ def test_two_stacked_tiled_patches_share_one_per_tile_controlnet(files):
     runs on tiles only; both patches' scale-0 regions come back."""
     model, lat = load_unet(files, "sd15"), family_latent("sd15", *WIDE)
     pos, neg, nets = controlled(files, "sd15", "single", *WIDE)
-    first = tiled_patch(model, lat, min_denoise=0.0, max_denoise=1.0, scale_mode="mask",
-                        denoise_mask=right_mask(start=12), tiled_model=True, **TILES)
+    first = tiled_patch(
+        model,
+        lat,
+        min_denoise=0.0,
+        max_denoise=1.0,
+        scale_mode="mask",
+        denoise_mask=right_mask(start=12),
+        tiled_model=True,
+        **TILES,
+    )
     both = tiled_patch(first, lat, min_denoise=1.0, max_denoise=1.0, tiled_model=True, **TILES)
     shapes, handles = count_controlnet_calls(nets)
     try:
@@ -232,8 +257,12 @@ def test_two_stacked_tiled_patches_share_one_per_tile_controlnet(files):
         for h in handles:
             h.remove()
     assert shapes and all(s[-2:] != WIDE for s in shapes)
-    zero = family_plan(model, lat, min_denoise=0.0, max_denoise=1.0, scale_mode="mask",
-                       denoise_mask=right_mask(start=12)).scale_map == 0
+    zero = (
+        family_plan(
+            model, lat, min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=right_mask(start=12)
+        ).scale_map
+        == 0
+    )
     assert float((out - lat)[..., zero].abs().max()) <= 1e-5
 
 
@@ -254,8 +283,9 @@ def test_tiled_controlnet_with_a_batch_of_two_takes_each_images_hint(files):
         sample(patched, lat, pos, neg)
         assert shapes and all(s[0] % 4 == 0 for s in shapes)  # 2 images x cond/uncond per tile
         shapes.clear()
-        assert check_tiles_are_the_model_on_their_crops(model, recorder, WIDE,
-                                                        reference_control(model, pos[0][1]["control"], WIDE))
+        assert check_tiles_are_the_model_on_their_crops(
+            model, recorder, WIDE, reference_control(model, pos[0][1]["control"], WIDE)
+        )
     finally:
         for h in handles:
             h.remove()

@@ -20,13 +20,29 @@ pytestmark = pytest.mark.comfyui
 def sd15_unet_config():
     import comfy.model_detection
 
-    return comfy.model_detection.convert_config({
-        "use_checkpoint": False, "image_size": 32, "out_channels": 4, "use_spatial_transformer": True, "legacy": False,
-        "adm_in_channels": None, "dtype": torch.float16, "in_channels": 4, "model_channels": 320, "num_res_blocks": [2, 2, 2, 2],
-        "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0], "channel_mult": [1, 2, 4, 4], "transformer_depth_middle": 1,
-        "use_linear_in_transformer": False, "context_dim": 768, "num_heads": 8,
-        "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], "use_temporal_attention": False, "use_temporal_resblock": False,
-    })
+    return comfy.model_detection.convert_config(
+        {
+            "use_checkpoint": False,
+            "image_size": 32,
+            "out_channels": 4,
+            "use_spatial_transformer": True,
+            "legacy": False,
+            "adm_in_channels": None,
+            "dtype": torch.float16,
+            "in_channels": 4,
+            "model_channels": 320,
+            "num_res_blocks": [2, 2, 2, 2],
+            "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0],
+            "channel_mult": [1, 2, 4, 4],
+            "transformer_depth_middle": 1,
+            "use_linear_in_transformer": False,
+            "context_dim": 768,
+            "num_heads": 8,
+            "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
+            "use_temporal_attention": False,
+            "use_temporal_resblock": False,
+        }
+    )
 
 
 def random_sd15_state_dict(config, seed=0):

@@ -1,5 +1,6 @@
 """Every example workflow opens with the whole graph in view below the frontend's menu bar (its
-saved `extra.ds`), in a 1920×960 window, at a scale where the frontend still draws node text; `python -m solune.workflow.view` fits a new one."""
+saved `extra.ds`), in a 1920×960 window, at a scale where the frontend still draws node text;
+`python -m solune.workflow.view` fits a new one."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def test_example_opens_with_every_node_below_the_menu_bar_and_in_view(path):
     assert view.out_of_view(data) == [], f"{path.name}: fit its view with python -m solune.workflow.view"
     _, scale = view.saved_view(data)
     assert view.READABLE_SCALE <= scale <= view.MAX_SCALE, (
-        f"{path.name}: at scale {scale} the frontend draws no node text; make the graph more compact")
+        f"{path.name}: at scale {scale} the frontend draws no node text; make the graph more compact"
+    )
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
@@ -31,8 +33,10 @@ def test_the_default_view_would_hide_the_top_row_under_the_menu_bar(path):
 
 
 def test_fitted_view_centres_the_graph_and_shows_every_box():
-    nodes = [{"id": 1, "type": "A", "pos": [-500, -200], "size": [300, 100]},
-             {"id": 2, "type": "B", "pos": [2500, 900], "size": [400, 400]}]
+    nodes = [
+        {"id": 1, "type": "A", "pos": [-500, -200], "size": [300, 100]},
+        {"id": 2, "type": "B", "pos": [2500, 900], "size": [400, 400]},
+    ]
     data = {"nodes": nodes, "groups": [{"title": "g", "bounding": [-600, -300, 100, 100]}]}
     data["extra"] = {"ds": view.fitted_view(data)}
     assert view.out_of_view(data) == []

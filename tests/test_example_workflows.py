@@ -15,8 +15,14 @@ from solune.workflow import twins
 
 EXAMPLES = twins.ui_files()
 FRONTEND_ONLY = {"Reroute", "PrimitiveNode", "Note", "MarkdownNote"}
-LOADERS = {"UNETLoader": "unet_name", "CLIPLoader": "clip_name", "VAELoader": "vae_name", "LoadImage": "image",
-           "CheckpointLoaderSimple": "ckpt_name", "ControlNetLoader": "control_net_name"}
+LOADERS = {
+    "UNETLoader": "unet_name",
+    "CLIPLoader": "clip_name",
+    "VAELoader": "vae_name",
+    "LoadImage": "image",
+    "CheckpointLoaderSimple": "ckpt_name",
+    "ControlNetLoader": "control_net_name",
+}
 
 
 def snapshot() -> dict:
@@ -87,8 +93,13 @@ def test_a_changed_ui_file_makes_its_twin_stale(tmp_path):
     """The drift check can fail: edit one widget value and the twin no longer matches."""
     src = EXAMPLES[0]
     data = json.loads(src.read_text())
-    node = next(n for n in data["nodes"] if n.get("widgets_values") and isinstance(n["widgets_values"], list)
-                and any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in n["widgets_values"]))
+    node = next(
+        n
+        for n in data["nodes"]
+        if n.get("widgets_values")
+        and isinstance(n["widgets_values"], list)
+        and any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in n["widgets_values"])
+    )
     i = next(i for i, v in enumerate(node["widgets_values"]) if isinstance(v, (int, float)) and not isinstance(v, bool))
     node["widgets_values"][i] = node["widgets_values"][i] + 1
     (tmp_path / src.name).write_text(json.dumps(data))
@@ -130,15 +141,21 @@ def server_with_image(comfy_server):
 
 
 def run_cli(server, *args, timeout=900):
-    return subprocess.run([sys.executable, "-m", "solune.run", *args, "--server", server.url, "--no-progress"],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "solune.run", *args, "--server", server.url, "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.comfyui
 def test_snapshot_matches_the_live_server(comfy_server):
     live = comfy_server.get("/object_info")
     for name, info in snapshot().items():
-        assert twins.without_file_lists(name, live.get(name, {})) == info, f"object_info of {name} changed: refresh with python -m solune.workflow.twins --server URL"
+        assert twins.without_file_lists(name, live.get(name, {})) == info, (
+            f"object_info of {name} changed: refresh with python -m solune.workflow.twins --server URL"
+        )
 
 
 @pytest.mark.comfyui
@@ -146,7 +163,9 @@ def test_snapshot_matches_the_live_server(comfy_server):
 def test_example_runs_to_completion_through_the_runner(server_with_image, path, tmp_path):
     out = tmp_path / "out"
     result = run_cli(server_with_image, str(path), *model_overrides(path), "--out", str(out))
-    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\nserver:\n{server_with_image.log_tail()}"
+    assert result.returncode == 0, (
+        f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\nserver:\n{server_with_image.log_tail()}"
+    )
     saved = [Path(line) for line in result.stdout.split("\n") if line.strip()]
     assert saved and all(p.is_file() and p.stat().st_size > 0 for p in saved), result.stdout
 

@@ -7,8 +7,8 @@ import math
 
 import pytest
 import torch
-
 from analytic import GaussianData, native_model
+
 from solune.samplers import ExpertHandoff
 from solune.velocity import LuneFlow, SolV, convert_state
 
@@ -78,7 +78,10 @@ def test_expert_through_the_handoff_sees_the_equivalent_state_of_its_own_frame(s
 @pytest.mark.parametrize("src,dst", [("ddpm", "flow"), ("flow", "ddpm"), ("ddpm", "ddpm"), ("flow", "flow")])
 def test_frame_conversion_round_trips_and_keeps_x0_and_noise(src, dst):
     g = torch.Generator().manual_seed(4)
-    x0, eps = torch.randn(3, 4, 2, 2, generator=g, dtype=torch.float64), torch.randn(3, 4, 2, 2, generator=g, dtype=torch.float64)
+    x0, eps = (
+        torch.randn(3, 4, 2, 2, generator=g, dtype=torch.float64),
+        torch.randn(3, 4, 2, 2, generator=g, dtype=torch.float64),
+    )
     sigma = torch.tensor([0.05, 0.5, 0.9] if src == "flow" else [0.03, 1.0, 14.6], dtype=torch.float64)
     s = sigma.view(-1, 1, 1, 1)
     x = (1 - s) * x0 + s * eps if src == "flow" else x0 + s * eps
@@ -139,11 +142,16 @@ def test_experts_are_called_only_where_their_weight_is_nonzero():
         def wrapped(x, s):
             calls[name] += 1
             return fn(x, s)
+
         return wrapped
 
     h = handoff(obj, obj, obj, switch=0.5, width=0.2)
-    run = lambda p: h.evaluate(torch.zeros(1, 4, 2, 2, dtype=torch.float64), torch.tensor([obj.percent_to_sigma(p)], dtype=torch.float64),
-                              counting("structure", exact_expert(obj)), counting("detail", exact_expert(obj)))
+    run = lambda p: h.evaluate(
+        torch.zeros(1, 4, 2, 2, dtype=torch.float64),
+        torch.tensor([obj.percent_to_sigma(p)], dtype=torch.float64),
+        counting("structure", exact_expert(obj)),
+        counting("detail", exact_expert(obj)),
+    )
     run(0.1)
     assert calls == {"structure": 1, "detail": 0}
     run(0.9)
@@ -152,12 +160,15 @@ def test_experts_are_called_only_where_their_weight_is_nonzero():
     assert calls == {"structure": 2, "detail": 2}
 
 
-@pytest.mark.parametrize("kwargs,needle", [
-    (dict(switch=1.5), "switch must be a number in [0, 1]; got 1.5"),
-    (dict(switch=-0.1), "switch must be a number in [0, 1]; got -0.1"),
-    (dict(switch=float("nan")), "got nan"),
-    (dict(switch=0.5, blend_width=2.0), "blend_width must be a number in [0, 1]; got 2.0"),
-])
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [
+        (dict(switch=1.5), "switch must be a number in [0, 1]; got 1.5"),
+        (dict(switch=-0.1), "switch must be a number in [0, 1]; got -0.1"),
+        (dict(switch=float("nan")), "got nan"),
+        (dict(switch=0.5, blend_width=2.0), "blend_width must be a number in [0, 1]; got 2.0"),
+    ],
+)
 def test_out_of_range_switch_or_width_is_refused(kwargs, needle):
     obj = OBJECTS["sol_v"]
     with pytest.raises(ValueError) as err:

@@ -20,7 +20,9 @@ def unets(comfy):
 def patched(model, prediction):
     from solune.nodes.prediction_type import SolunePredictionType
 
-    return SolunePredictionType.execute(model=model, prediction=prediction, shift=2.0, zero_terminal_snr=False).result[0]
+    return SolunePredictionType.execute(model=model, prediction=prediction, shift=2.0, zero_terminal_snr=False).result[
+        0
+    ]
 
 
 def experts(unets, structure="sol_v", detail="lune_flow"):
@@ -30,7 +32,9 @@ def experts(unets, structure="sol_v", detail="lune_flow"):
 def handoff(structure, detail, switch, blend_width=0.0):
     from solune.nodes.expert_handoff import SoluneExpertHandoff
 
-    return SoluneExpertHandoff.execute(structure_model=structure, detail_model=detail, switch=switch, blend_width=blend_width).result[0]
+    return SoluneExpertHandoff.execute(
+        structure_model=structure, detail_model=detail, switch=switch, blend_width=blend_width
+    ).result[0]
 
 
 def rel_diff(a, b):
@@ -56,7 +60,9 @@ def equivalent_state(x, sigma, src, dst):
     return x / (1 - sigma), sigma / (1 - sigma)
 
 
-@pytest.mark.parametrize("structure_type,detail_type", [("sol_v", "lune_flow"), ("lune_flow", "sol_v"), ("sol_v", "sol_v")])
+@pytest.mark.parametrize(
+    "structure_type,detail_type", [("sol_v", "lune_flow"), ("lune_flow", "sol_v"), ("sol_v", "sol_v")]
+)
 @pytest.mark.parametrize("who", ["structure", "detail"])
 def test_expert_through_the_handoff_returns_its_own_x0_at_the_equivalent_state(unets, structure_type, detail_type, who):
     import comfy.model_management
@@ -96,8 +102,18 @@ def test_mixed_types_handoff_samples_with_stock_and_solune_samplers(unets):
     assert rel_diff(out, ksample(structure, latent, steps=4, sampler="dpmpp_2m")) > 1e-3
     pos, neg = conds()
     sigmas = comfy.samplers.calculate_sigmas(h.get_model_object("model_sampling"), "simple", 4)
-    ours = comfy.sample.sample_custom(h, comfy.sample.prepare_noise(latent, 1), 4.0, SoluneSamplerSolDDPM.execute(eta=1.0).result[0],
-                                      sigmas, pos, neg, latent, disable_pbar=True, seed=1)
+    ours = comfy.sample.sample_custom(
+        h,
+        comfy.sample.prepare_noise(latent, 1),
+        4.0,
+        SoluneSamplerSolDDPM.execute(eta=1.0).result[0],
+        sigmas,
+        pos,
+        neg,
+        latent,
+        disable_pbar=True,
+        seed=1,
+    )
     assert torch.isfinite(ours).all()
 
 
@@ -110,14 +126,18 @@ def recorder(patcher, calls, name):
 
     def diffusion_wrapper(executor, *args, **kwargs):
         loaded = [lm.model.model for lm in comfy.model_management.current_loaded_models if lm.model is not None]
-        calls.append((name, "net", float(args[5]["sigmas"][0]), loaded))  # (x, t, context, y, control, transformer_options)
+        calls.append(
+            (name, "net", float(args[5]["sigmas"][0]), loaded)
+        )  # (x, t, context, y, control, transformer_options)
         return executor(*args, **kwargs)
 
     def post_cfg(args):
         calls.append((name, "post_cfg", float(args["sigma"][0]), args["model"]))
         return args["denoised"]
 
-    out.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "solune_test_recorder", diffusion_wrapper)
+    out.add_wrapper_with_key(
+        comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "solune_test_recorder", diffusion_wrapper
+    )
     out.set_model_sampler_post_cfg_function(post_cfg)
     return out
 
@@ -176,7 +196,9 @@ def test_crossfade_runs_both_experts_inside_the_window_only(unets):
     assert set(round(s, 3) for s in s_sig) & set(round(s, 3) for s in d_sig)  # some σ saw both
 
 
-@pytest.mark.parametrize("fmt,needle", [("SDXL", "detail_model is SDXL (4 channels)"), ("Flux", "detail_model is Flux (16 channels)")])
+@pytest.mark.parametrize(
+    "fmt,needle", [("SDXL", "detail_model is SDXL (4 channels)"), ("Flux", "detail_model is Flux (16 channels)")]
+)
 def test_experts_with_different_latent_formats_are_refused(unets, fmt, needle):
     import comfy.latent_formats
 
@@ -188,7 +210,11 @@ def test_experts_with_different_latent_formats_are_refused(unets, fmt, needle):
     before = dict(structure.object_patches), dict(structure.model_options)
     with pytest.raises(ValueError) as err:
         SoluneExpertHandoff.execute(structure_model=structure, detail_model=other, switch=0.5)
-    assert needle in str(err.value) and "structure_model is SD15" in str(err.value) and "connect two SD1.5 UNets" in str(err.value)
+    assert (
+        needle in str(err.value)
+        and "structure_model is SD15" in str(err.value)
+        and "connect two SD1.5 UNets" in str(err.value)
+    )
     assert (dict(structure.object_patches), dict(structure.model_options)) == before
 
 
@@ -200,11 +226,14 @@ def test_one_model_as_both_experts_is_refused(unets):
         SoluneExpertHandoff.execute(structure_model=structure, detail_model=patched(unets[0], "lune_flow"), switch=0.5)
 
 
-@pytest.mark.parametrize("kwargs,needle", [
-    (dict(switch=1.2), "switch must be a number in [0, 1]; got 1.2"),
-    (dict(switch=-0.5), "switch must be a number in [0, 1]; got -0.5"),
-    (dict(switch=0.5, blend_width=3.0), "blend_width must be a number in [0, 1]; got 3.0"),
-])
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [
+        (dict(switch=1.2), "switch must be a number in [0, 1]; got 1.2"),
+        (dict(switch=-0.5), "switch must be a number in [0, 1]; got -0.5"),
+        (dict(switch=0.5, blend_width=3.0), "blend_width must be a number in [0, 1]; got 3.0"),
+    ],
+)
 def test_out_of_range_switch_is_refused_before_anything_is_built(unets, kwargs, needle):
     from solune.nodes.expert_handoff import SoluneExpertHandoff
 
@@ -227,6 +256,7 @@ def test_apply_model_wrappers_follow_their_expert_and_later_ones_reach_both(unet
         def wrapper(executor, x, t, *args, **kwargs):
             seen.append((tag, executor.class_obj))
             return executor(x, t, *args, **kwargs)
+
         return wrapper
 
     APPLY = comfy.patcher_extension.WrappersMP.APPLY_MODEL

@@ -10,8 +10,22 @@ import pytest
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "example_workflows"
 NAMES = ["sol_text_to_image.json", "lune_img2img.json", "sol_lune_handoff.json"]
-STOCK = {"UNETLoader", "CLIPLoader", "VAELoader", "CLIPTextEncode", "EmptyLatentImage", "LoadImage", "VAEEncode", "VAEDecode",
-         "SaveImage", "KSampler", "SamplerCustom", "BasicScheduler", "LatentMultiply", "Note"}
+STOCK = {
+    "UNETLoader",
+    "CLIPLoader",
+    "VAELoader",
+    "CLIPTextEncode",
+    "EmptyLatentImage",
+    "LoadImage",
+    "VAEEncode",
+    "VAEDecode",
+    "SaveImage",
+    "KSampler",
+    "SamplerCustom",
+    "BasicScheduler",
+    "LatentMultiply",
+    "Note",
+}
 
 
 def load(name):
@@ -21,7 +35,15 @@ def load(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_workflow_links_and_sockets_agree(name):
     wf = load(name)
-    assert wf["version"] == 0.4 and {"last_node_id", "last_link_id", "nodes", "links", "groups", "config", "extra"} <= set(wf)
+    assert wf["version"] == 0.4 and {
+        "last_node_id",
+        "last_link_id",
+        "nodes",
+        "links",
+        "groups",
+        "config",
+        "extra",
+    } <= set(wf)
     nodes = {n["id"]: n for n in wf["nodes"]}
     assert wf["last_node_id"] == max(nodes) and wf["last_link_id"] == max(l[0] for l in wf["links"])
     for lid, src, src_slot, dst, dst_slot, type_ in wf["links"]:
@@ -48,8 +70,11 @@ def test_workflow_uses_stock_and_solune_nodes_and_the_documented_files(name):
     for n in wf["nodes"]:
         widgets[n["type"]].append(n["widgets_values"])
     unets = sorted(w[0] for w in widgets["UNETLoader"])
-    expected = {"sol_text_to_image.json": ["sol_unet.safetensors"], "lune_img2img.json": ["lune_unet.safetensors"],
-                "sol_lune_handoff.json": ["lune_unet.safetensors", "sol_unet.safetensors"]}[name]
+    expected = {
+        "sol_text_to_image.json": ["sol_unet.safetensors"],
+        "lune_img2img.json": ["lune_unet.safetensors"],
+        "sol_lune_handoff.json": ["lune_unet.safetensors", "sol_unet.safetensors"],
+    }[name]
     assert unets == expected and all(w[1] == "default" for w in widgets["UNETLoader"])
     assert widgets["CLIPLoader"] == [["clip_l.safetensors", "stable_diffusion", "default"]]
     assert widgets["VAELoader"] == [["vae-ft-mse-840000-ema-pruned.safetensors"]]

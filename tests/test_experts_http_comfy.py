@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from comfy_harness import PromptRejected, load_output_latent
 
 pytestmark = pytest.mark.comfyui
@@ -13,11 +12,26 @@ pytestmark = pytest.mark.comfyui
 
 def base_prompt():
     return {
-        "sol_unet": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny_sd15_0.safetensors", "weight_dtype": "default"}},
-        "lune_unet": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny_sd15_1.safetensors", "weight_dtype": "default"}},
-        "sol": {"class_type": "SolunePredictionType", "inputs": {"model": ["sol_unet", 0], "prediction": "sol_v", "shift": 2.0, "zero_terminal_snr": False}},
-        "lune": {"class_type": "SolunePredictionType", "inputs": {"model": ["lune_unet", 0], "prediction": "lune_flow", "shift": 2.0, "zero_terminal_snr": False}},
-        "clip": {"class_type": "CLIPLoader", "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"}},
+        "sol_unet": {
+            "class_type": "UNETLoader",
+            "inputs": {"unet_name": "tiny_sd15_0.safetensors", "weight_dtype": "default"},
+        },
+        "lune_unet": {
+            "class_type": "UNETLoader",
+            "inputs": {"unet_name": "tiny_sd15_1.safetensors", "weight_dtype": "default"},
+        },
+        "sol": {
+            "class_type": "SolunePredictionType",
+            "inputs": {"model": ["sol_unet", 0], "prediction": "sol_v", "shift": 2.0, "zero_terminal_snr": False},
+        },
+        "lune": {
+            "class_type": "SolunePredictionType",
+            "inputs": {"model": ["lune_unet", 0], "prediction": "lune_flow", "shift": 2.0, "zero_terminal_snr": False},
+        },
+        "clip": {
+            "class_type": "CLIPLoader",
+            "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"},
+        },
         "pos": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse on a cliff", "clip": ["clip", 0]}},
         "neg": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["clip", 0]}},
         "empty": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
@@ -25,9 +39,21 @@ def base_prompt():
 
 
 def ksampler(model, seed=5):
-    return {"class_type": "KSampler", "inputs": {"model": model, "seed": seed, "steps": 3, "cfg": 4.0, "sampler_name": "euler",
-                                                 "scheduler": "normal", "positive": ["pos", 0], "negative": ["neg", 0],
-                                                 "latent_image": ["empty", 0], "denoise": 1.0}}
+    return {
+        "class_type": "KSampler",
+        "inputs": {
+            "model": model,
+            "seed": seed,
+            "steps": 3,
+            "cfg": 4.0,
+            "sampler_name": "euler",
+            "scheduler": "normal",
+            "positive": ["pos", 0],
+            "negative": ["neg", 0],
+            "latent_image": ["empty", 0],
+            "denoise": 1.0,
+        },
+    }
 
 
 def save(node, prefix):
@@ -38,16 +64,26 @@ def test_object_info_lists_the_nodes_with_their_contract_inputs(comfy_server):
     info = comfy_server.get("/object_info/SoluneExpertHandoff")["SoluneExpertHandoff"]
     assert list(info["input"]["required"]) == ["structure_model", "detail_model", "switch"]
     assert list(info["input"]["optional"]) == ["blend_width"]
-    for node_id, inputs in [("SoluneSamplerSolDDPM", ["eta"]), ("SoluneSamplerLuneEuler", ["quantize_timesteps"]),
-                            ("SoluneSamplerEpsilonDDIM", ["eta"]), ("SoluneLuneScheduler", ["steps", "shift", "denoise"])]:
+    for node_id, inputs in [
+        ("SoluneSamplerSolDDPM", ["eta"]),
+        ("SoluneSamplerLuneEuler", ["quantize_timesteps"]),
+        ("SoluneSamplerEpsilonDDIM", ["eta"]),
+        ("SoluneLuneScheduler", ["steps", "shift", "denoise"]),
+    ]:
         node = comfy_server.get(f"/object_info/{node_id}")[node_id]
         assert list(node["input"]["required"]) == inputs
 
 
 def test_handoff_over_http_switch_at_end_is_sol_alone_and_mid_switch_is_not(comfy_server):
     prompt = base_prompt()
-    prompt["end"] = {"class_type": "SoluneExpertHandoff", "inputs": {"structure_model": ["sol", 0], "detail_model": ["lune", 0], "switch": 1.0}}
-    prompt["mid"] = {"class_type": "SoluneExpertHandoff", "inputs": {"structure_model": ["sol", 0], "detail_model": ["lune", 0], "switch": 0.5, "blend_width": 0.2}}
+    prompt["end"] = {
+        "class_type": "SoluneExpertHandoff",
+        "inputs": {"structure_model": ["sol", 0], "detail_model": ["lune", 0], "switch": 1.0},
+    }
+    prompt["mid"] = {
+        "class_type": "SoluneExpertHandoff",
+        "inputs": {"structure_model": ["sol", 0], "detail_model": ["lune", 0], "switch": 0.5, "blend_width": 0.2},
+    }
     prompt["k_sol"], prompt["k_end"], prompt["k_mid"] = ksampler(["sol", 0]), ksampler(["end", 0]), ksampler(["mid", 0])
     prompt["s_sol"], prompt["s_end"], prompt["s_mid"] = save("k_sol", "sol"), save("k_end", "end"), save("k_mid", "mid")
     hist = comfy_server.run_prompt(prompt)
@@ -62,9 +98,20 @@ def test_lune_sampler_and_scheduler_over_http(comfy_server):
     prompt = base_prompt()
     prompt["sched"] = {"class_type": "SoluneLuneScheduler", "inputs": {"steps": 3, "shift": 2.0, "denoise": 1.0}}
     prompt["sampler"] = {"class_type": "SoluneSamplerLuneEuler", "inputs": {"quantize_timesteps": True}}
-    prompt["custom"] = {"class_type": "SamplerCustom", "inputs": {
-        "model": ["lune", 0], "add_noise": True, "noise_seed": 3, "cfg": 4.0, "positive": ["pos", 0], "negative": ["neg", 0],
-        "sampler": ["sampler", 0], "sigmas": ["sched", 0], "latent_image": ["empty", 0]}}
+    prompt["custom"] = {
+        "class_type": "SamplerCustom",
+        "inputs": {
+            "model": ["lune", 0],
+            "add_noise": True,
+            "noise_seed": 3,
+            "cfg": 4.0,
+            "positive": ["pos", 0],
+            "negative": ["neg", 0],
+            "sampler": ["sampler", 0],
+            "sigmas": ["sched", 0],
+            "latent_image": ["empty", 0],
+        },
+    }
     prompt["out"] = save("custom", "lune")
     hist = comfy_server.run_prompt(prompt)
     assert hist["status"]["status_str"] == "success", hist["status"]
@@ -74,7 +121,10 @@ def test_lune_sampler_and_scheduler_over_http(comfy_server):
 
 def test_switch_out_of_range_is_rejected_with_the_input_named(comfy_server):
     prompt = base_prompt()
-    prompt["h"] = {"class_type": "SoluneExpertHandoff", "inputs": {"structure_model": ["sol", 0], "detail_model": ["lune", 0], "switch": 1.5}}
+    prompt["h"] = {
+        "class_type": "SoluneExpertHandoff",
+        "inputs": {"structure_model": ["sol", 0], "detail_model": ["lune", 0], "switch": 1.5},
+    }
     prompt["k"], prompt["s"] = ksampler(["h", 0]), save("k", "bad")
     with pytest.raises(PromptRejected) as err:
         comfy_server.run_prompt(prompt)
@@ -86,9 +136,20 @@ def test_sampler_given_the_wrong_prediction_type_fails_with_advice(comfy_server)
     prompt = base_prompt()
     prompt["sampler"] = {"class_type": "SoluneSamplerSolDDPM", "inputs": {"eta": 1.0}}
     prompt["sched"] = {"class_type": "SoluneLuneScheduler", "inputs": {"steps": 2, "shift": 2.0, "denoise": 1.0}}
-    prompt["custom"] = {"class_type": "SamplerCustom", "inputs": {
-        "model": ["lune", 0], "add_noise": True, "noise_seed": 4, "cfg": 4.0, "positive": ["pos", 0], "negative": ["neg", 0],
-        "sampler": ["sampler", 0], "sigmas": ["sched", 0], "latent_image": ["empty", 0]}}
+    prompt["custom"] = {
+        "class_type": "SamplerCustom",
+        "inputs": {
+            "model": ["lune", 0],
+            "add_noise": True,
+            "noise_seed": 4,
+            "cfg": 4.0,
+            "positive": ["pos", 0],
+            "negative": ["neg", 0],
+            "sampler": ["sampler", 0],
+            "sigmas": ["sched", 0],
+            "latent_image": ["empty", 0],
+        },
+    }
     prompt["out"] = save("custom", "mismatch")
     hist = comfy_server.run_prompt(prompt)
     assert hist["status"]["status_str"] == "error"

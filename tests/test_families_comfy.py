@@ -43,7 +43,7 @@ def conds(family):
 def right_mask(h=8, w=16, start=None):
     """1 (change) from column `start` (latent units; default half way) to the right edge."""
     mask = torch.zeros(h * 8, w * 8)
-    mask[:, (w // 2 if start is None else start) * 8:] = 1.0
+    mask[:, (w // 2 if start is None else start) * 8 :] = 1.0
     return mask
 
 
@@ -99,8 +99,12 @@ def crop_positions(outer_x, inner_x, chunks):
     whole = outer_x.reshape(chunks, rows // chunks, *outer_x.shape[1:])
     found = []
     for j in range(n):
-        hits = [(y, x) for y in range(H - h + 1) for x in range(W - w + 1)
-                if torch.equal(whole[..., y:y + h, x:x + w], crops[:, j])]
+        hits = [
+            (y, x)
+            for y in range(H - h + 1)
+            for x in range(W - w + 1)
+            if torch.equal(whole[..., y : y + h, x : x + w], crops[:, j])
+        ]
         assert len(hits) == 1, f"tile {j} of a batch is not one crop of the model input ({len(hits)} matches)"
         found.append(hits[0])
     return found
@@ -138,8 +142,10 @@ def check_tiles_are_the_model_on_their_crops(model, recorder, latent_hw, referen
             n = len(pos)
             h, w = call["x"].shape[-2:]
             regions += [(y, x0, h, w) for y, x0 in pos]
-            kw = {k: per_row(v, chunks, n) if isinstance(v, torch.Tensor) and v.shape[:1] == x.shape[:1] else v
-                  for k, v in outer["kwargs"].items()}
+            kw = {
+                k: per_row(v, chunks, n) if isinstance(v, torch.Tensor) and v.shape[:1] == x.shape[:1] else v
+                for k, v in outer["kwargs"].items()
+            }
             t, context = per_row(outer["t"], chunks, n), per_row(outer["c_crossattn"], chunks, n)
             control = call["control"]
             if reference_control is not None:
@@ -169,16 +175,23 @@ def family_plan(model, lat, **kw):
 
     values = {k: v for k, v in {**TILES, **kw}.items() if k not in ("denoise_mask", "image")}
     downscale, align = model_geometry(model)
-    return build_plan("test", settings_from("test", **values), lat, downscale, align,
-                      denoise_mask=kw.get("denoise_mask"))
+    return build_plan(
+        "test", settings_from("test", **values), lat, downscale, align, denoise_mask=kw.get("denoise_mask")
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_tiled_evaluation_is_the_model_run_on_each_tile_crop(files, family, mode):
     model, lat = load_unet(files, family), family_latent(family, *WIDE)
     pos, neg = conds(family)
-    kw = {"min_denoise": 0.0, "max_denoise": 1.0, "scale_mode": "mask", "denoise_mask": right_mask(start=12),
-          "mode": mode, **TILES}
+    kw = {
+        "min_denoise": 0.0,
+        "max_denoise": 1.0,
+        "scale_mode": "mask",
+        "denoise_mask": right_mask(start=12),
+        "mode": mode,
+        **TILES,
+    }
     recorder = CallRecorder()
     patched = recorder.add_inner(tiled_patch(recorder.add_outer(model), lat, tiled_model=True, **kw))
     out = sample(patched, lat, pos, neg)
@@ -188,7 +201,7 @@ def test_tiled_evaluation_is_the_model_run_on_each_tile_crop(files, family, mode
     zero = scale == 0
     assert zero.any() and float((out - lat)[..., zero].abs().max()) <= 1e-5
     # no tile at scale 0 over its footprint reaches the model
-    assert all(bool((scale[y:y + h, x:x + w] != 0).any()) for y, x, h, w in regions)
+    assert all(bool((scale[y : y + h, x : x + w] != 0).any()) for y, x, h, w in regions)
 
 
 def test_tiled_evaluation_with_area_and_mask_conditioning_crops_or_evaluates_whole(files, family):

@@ -26,12 +26,22 @@ pytestmark = pytest.mark.comfyui
 
 EXAMPLES = twins.ui_files()
 CHROMIUM = Path(os.environ.get("SOLUNE_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 WIDTH, HEIGHT = view.WINDOW
 # the first visit opens the template browser; a user who has been here before does not see it
 SETTINGS = {"Comfy.TutorialCompleted": True}
-READY = "() => window.app && window.app.graph && window.LiteGraph && window.LiteGraph.registered_node_types.SoluneTiledSampler"
+READY = (
+    "() => window.app && window.app.graph && window.LiteGraph"
+    " && window.LiteGraph.registered_node_types.SoluneTiledSampler"
+)
 
 GRAPH_STATE = """() => {
   const canvas = document.querySelector('#graph-canvas').getBoundingClientRect();
@@ -61,8 +71,10 @@ class Frontend:
         self.page = page
         self.errors: list[tuple[str, str, str]] = []
         self.startup_errors: list[tuple[str, str, str]] = []
-        page.on("console", lambda m: self.errors.append(("console", m.text, m.location.get("url", "")))
-                if m.type == "error" else None)
+        page.on(
+            "console",
+            lambda m: self.errors.append(("console", m.text, m.location.get("url", ""))) if m.type == "error" else None,
+        )
         page.on("pageerror", lambda e: self.errors.append(("page", str(e), e.stack or "")))
 
     def load(self, workflow: dict) -> dict:
@@ -82,13 +94,17 @@ def from_solune(errors: list[tuple[str, str, str]]) -> list[tuple[str, str, str]
 @pytest.fixture(scope="module")
 def frontend(comfy_server):
     if not CHROMIUM.is_file():
-        pytest.skip(f"browser tier skipped: no Chromium at {CHROMIUM} (apt-get install chromium, "
-                    "or set SOLUNE_CHROMIUM to a Chrome/Chromium binary)")
+        pytest.skip(
+            f"browser tier skipped: no Chromium at {CHROMIUM} (apt-get install chromium, "
+            "or set SOLUNE_CHROMIUM to a Chrome/Chromium binary)"
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as error:
-        pytest.skip(f"browser tier skipped: Python playwright is not installed in this Python ({error}); "
-                    "pip install playwright (its browser download is not needed)")
+        pytest.skip(
+            f"browser tier skipped: Python playwright is not installed in this Python ({error}); "
+            "pip install playwright (its browser download is not needed)"
+        )
     settings = comfy_server.base / "user" / "default" / "comfy.settings.json"
     settings.parent.mkdir(parents=True, exist_ok=True)
     settings.write_text(json.dumps(SETTINGS))
@@ -119,7 +135,8 @@ def write_png(path: Path) -> None:
 def test_the_frontend_starts_with_solune_loaded_and_no_error_from_solune(frontend, comfy_server):
     assert from_solune(frontend.startup_errors) == []
     solune_types = frontend.page.evaluate(
-        "() => Object.keys(window.LiteGraph.registered_node_types).filter(t => t.startsWith('Solune')).sort()")
+        "() => Object.keys(window.LiteGraph.registered_node_types).filter(t => t.startsWith('Solune')).sort()"
+    )
     served = sorted(k for k, v in comfy_server.get("/object_info").items() if k.startswith("Solune"))
     assert solune_types == served and len(served) >= 9
 
@@ -151,7 +168,8 @@ def test_example_loads_in_the_frontend_as_saved_and_queues_what_the_runner_conve
         x1, y1 = x0 + w * scale, y0 + h * scale
         assert left <= x0 and top <= y0 and x1 <= right and y1 <= bottom, (
             f"{path.name}: node {node_id} is drawn at ({x0:.0f}, {y0:.0f})–({x1:.0f}, {y1:.0f}), outside the "
-            f"free canvas ({left:.0f}, {top:.0f})–({right:.0f}, {bottom:.0f}); run python -m solune.workflow.view")
+            f"free canvas ({left:.0f}, {top:.0f})–({right:.0f}, {bottom:.0f}); run python -m solune.workflow.view"
+        )
 
     expected = ui_to_api(workflow, comfy_server.get("/object_info"))
     assert frontend.prompt() == expected

@@ -93,13 +93,22 @@ def test_an_all_zero_mask_is_used_as_it_is_with_a_warning(caplog):
 
 
 @pytest.mark.parametrize("scale_mode", ["mask", "pixel"])
-@pytest.mark.parametrize("mask, pattern", [
-    (torch.full((1, 64, 96), 1.5), r"denoise_mask must hold values in \[0, 1\] .*; got values in \[1.5, 1.5\]"),
-    (torch.full((1, 64, 96), -0.25), r"denoise_mask must hold values in \[0, 1\] .*; got values in \[-0.25, -0.25\]"),
-    (torch.full((1, 64, 96), float("nan")), r"denoise_mask must hold only finite values; got 6144 NaN"),
-    (torch.zeros(2, 1, 64, 96), r"denoise_mask must be a non-empty MASK \[H, W\] or \[B, H, W\]; got \(2, 1, 64, 96\)"),
-    (None, r"denoise_mask must be connected for scale_mode '(mask|pixel)' .*; got none"),
-])
+@pytest.mark.parametrize(
+    "mask, pattern",
+    [
+        (torch.full((1, 64, 96), 1.5), r"denoise_mask must hold values in \[0, 1\] .*; got values in \[1.5, 1.5\]"),
+        (
+            torch.full((1, 64, 96), -0.25),
+            r"denoise_mask must hold values in \[0, 1\] .*; got values in \[-0.25, -0.25\]",
+        ),
+        (torch.full((1, 64, 96), float("nan")), r"denoise_mask must hold only finite values; got 6144 NaN"),
+        (
+            torch.zeros(2, 1, 64, 96),
+            r"denoise_mask must be a non-empty MASK \[H, W\] or \[B, H, W\]; got \(2, 1, 64, 96\)",
+        ),
+        (None, r"denoise_mask must be connected for scale_mode '(mask|pixel)' .*; got none"),
+    ],
+)
 def test_bad_masks_are_refused_naming_denoise_mask(scale_mode, mask, pattern):
     with pytest.raises(ValueError, match=pattern):
         plan(mask, scale_mode=scale_mode)

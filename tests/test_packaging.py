@@ -22,7 +22,7 @@ def version_tuple(text: str) -> tuple[int, ...]:
 def test_the_licence_file_is_the_licence_pyproject_declares():
     assert PYPROJECT["project"]["license"] == {"text": "MIT"}
     text = (REPO / "LICENSE").read_text()
-    assert text.startswith("MIT License") and "THE SOFTWARE IS PROVIDED \"AS IS\"" in text
+    assert text.startswith("MIT License") and 'THE SOFTWARE IS PROVIDED "AS IS"' in text
 
 
 def test_the_registry_icon_is_a_file_of_this_repository():

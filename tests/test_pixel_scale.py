@@ -25,8 +25,9 @@ def soft_mask(h, w):
 
 def pixel_plan(mask, lo=0.0, hi=1.0, size=None):
     h, w = size or mask.shape[-2:]
-    settings = TileSettings(min_denoise=lo, max_denoise=hi, scale_mode="pixel", tile_width=64, tile_height=64,
-                            overlap=16)
+    settings = TileSettings(
+        min_denoise=lo, max_denoise=hi, scale_mode="pixel", tile_width=64, tile_height=64, overlap=16
+    )
     return make_plan(h, w, settings, denoise_mask=mask)
 
 
@@ -142,8 +143,9 @@ def test_a_mask_with_the_latents_batch_gives_each_sample_its_own_scale(mode):
 
 def test_an_all_zero_mask_keeps_everything_and_the_model_weight_is_zero_everywhere():
     h, w = 8, 12  # LoadImage's 64×64 placeholder on a 64×96 px image
-    plan = make_plan(h, w, TileSettings(min_denoise=0.0, max_denoise=0.75, scale_mode="pixel"),
-                     denoise_mask=torch.zeros(1, 64, 64))
+    plan = make_plan(
+        h, w, TileSettings(min_denoise=0.0, max_denoise=0.75, scale_mode="pixel"), denoise_mask=torch.zeros(1, 64, 64)
+    )
     assert torch.equal(plan.scale_map, torch.zeros(h, w)) and set(plan.scales) == {0.0}
     state = PreserveState(torch.zeros(1, 4, h, w), plan.scale_map, "blend")
     phase = state.phase()

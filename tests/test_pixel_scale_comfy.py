@@ -34,8 +34,14 @@ def kept(mask, h, w):
     return mask[0].reshape(h, 8, w, 8).amax(dim=(1, 3)) == 0
 
 
-PIXEL = {"min_denoise": 0.0, "max_denoise": 1.0, "scale_mode": "pixel", "tile_width": 64, "tile_height": 64,
-         "overlap": 16}
+PIXEL = {
+    "min_denoise": 0.0,
+    "max_denoise": 1.0,
+    "scale_mode": "pixel",
+    "tile_width": 64,
+    "tile_height": 64,
+    "overlap": 16,
+}
 
 
 @pytest.mark.parametrize("mode", ["blend", "strength"])
@@ -64,8 +70,10 @@ def test_mask_one_everywhere_is_the_stock_ksampler_bit_for_bit(comfy, prediction
     for mode in ("blend", "strength"):
         patched = tiled_patch(model, lat, **PIXEL, denoise_mask=torch.ones(1, 64, 96), mode=mode)
         for sampler in ("euler", "dpmpp_2m", "uni_pc", "euler_ancestral"):
-            assert torch.equal(ksample(patched, lat, sampler=sampler, steps=3, denoise=0.6),
-                               ksample(model, lat, sampler=sampler, steps=3, denoise=0.6)), (mode, sampler)
+            assert torch.equal(
+                ksample(patched, lat, sampler=sampler, steps=3, denoise=0.6),
+                ksample(model, lat, sampler=sampler, steps=3, denoise=0.6),
+            ), (mode, sampler)
 
 
 @pytest.mark.parametrize("mode", ["blend", "strength"])
@@ -76,15 +84,20 @@ def test_tiles_whose_footprint_is_all_scale_zero_are_never_evaluated(comfy, mode
     model = standin_model("epsilon", pointwise=True)
     net = model.model.diffusion_model
     mask = torch.zeros(1, 16 * 8, 32 * 8)
-    mask[..., 26 * 8:] = torch.linspace(0.2, 1.0, 6 * 8)  # only the right 6 latent columns change
+    mask[..., 26 * 8 :] = torch.linspace(0.2, 1.0, 6 * 8)  # only the right 6 latent columns change
     plan = make_plan(16, 32, TileSettings(**PIXEL), denoise_mask=mask)
     evaluated = sum(t.area for t, s in zip(plan.layout.tiles, plan.scales) if s > 0)
     assert 0 < evaluated < 16 * 32
     windows = window_set(plan.layout, plan.weights, plan.scale_map > 0, plan.overlap, *plan.max_window, plan.overlap)
     assert 0 < windows.area <= evaluated  # the windows over m > 0 plus the margin: never more than those tiles
     net.calls.clear()
-    tiled = ksample(tiled_patch(model, lat, **PIXEL, denoise_mask=mask, mode=mode, tiled_model=True), lat,
-                    steps=3, cfg=1.0, denoise=0.6)
+    tiled = ksample(
+        tiled_patch(model, lat, **PIXEL, denoise_mask=mask, mode=mode, tiled_model=True),
+        lat,
+        steps=3,
+        cfg=1.0,
+        denoise=0.6,
+    )
     area = sum(b * h * w for b, _, h, w in net.calls)
     if mode == "blend":
         assert area == 3 * windows.area  # 3 Euler evaluations, batch 1
@@ -100,8 +113,9 @@ def test_loadimages_all_zero_placeholder_is_used_as_it_is_with_a_warning(comfy, 
     model = standin_model("epsilon")
     net = model.model.diffusion_model
     with caplog.at_level(logging.WARNING, logger="solune"):
-        patched = tiled_patch(model, lat, **{**PIXEL, "max_denoise": 0.75}, denoise_mask=torch.zeros(1, 64, 64),
-                              tiled_model=True)
+        patched = tiled_patch(
+            model, lat, **{**PIXEL, "max_denoise": 0.75}, denoise_mask=torch.zeros(1, 64, 64), tiled_model=True
+        )
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "all zero" in messages and "64×64 px" in messages and "96×64 px" in messages
     net.calls.clear()
@@ -117,7 +131,7 @@ def test_a_mask_of_the_latents_batch_keeps_each_samples_own_zeros(comfy, mode):
     patched = tiled_patch(standin_model("sol_v"), lat, **PIXEL, denoise_mask=masks, mode=mode, tiled_model=True)
     out = ksample(patched, lat, sampler="dpmpp_2m", steps=3, denoise=0.6)
     for b in range(2):
-        keep = kept(masks[b:b + 1], 8, 12)
+        keep = kept(masks[b : b + 1], 8, 12)
         assert float((out[b] - lat[b])[:, keep].abs().max()) <= 1e-5
         assert float((out[b] - lat[b])[:, ~keep].abs().mean()) > 1e-2
 
@@ -145,8 +159,9 @@ def test_the_hooks_scale_output_is_the_per_pixel_scale_the_run_uses(comfy):
 
     lat, mask = latent(), soft_mask(8, 12)
     model = standin_model("epsilon")
-    patched, tile_map, scale = SoluneTiledImg2Img.execute(model=model, latent={"samples": lat}, **PIXEL,
-                                                          denoise_mask=mask).result
+    patched, tile_map, scale = SoluneTiledImg2Img.execute(
+        model=model, latent={"samples": lat}, **PIXEL, denoise_mask=mask
+    ).result
     plan = make_plan(8, 12, TileSettings(**PIXEL), denoise_mask=mask)
     assert tile_map.shape == (1, 64, 96, 3) and scale.shape == (1, 64, 96)
     assert torch.equal(scale[0, ::8, ::8], plan.scale_map) and len(set(scale[0, 30].tolist())) > 4

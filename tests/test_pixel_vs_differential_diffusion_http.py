@@ -42,10 +42,14 @@ def masked_picture(comfy_server):
 
 def graph(picture: str) -> dict:
     return {
-        "1": {"class_type": "UNETLoader",
-              "inputs": {"unet_name": "tiny_sd15_0.safetensors", "weight_dtype": "default"}},
-        "2": {"class_type": "CLIPLoader",
-              "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"}},
+        "1": {
+            "class_type": "UNETLoader",
+            "inputs": {"unet_name": "tiny_sd15_0.safetensors", "weight_dtype": "default"},
+        },
+        "2": {
+            "class_type": "CLIPLoader",
+            "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"},
+        },
         "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lake at dawn", "clip": ["2", 0]}},
         "4": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["2", 0]}},
         "5": {"class_type": "VAELoader", "inputs": {"vae_name": "tiny_taesd.safetensors"}},
@@ -60,11 +64,25 @@ def add_runs(g: dict, samplers: list[str], model: list, latent: list, prefix: st
     saves = {}
     for i, name in enumerate(samplers):
         k, s = f"{prefix}k{i}", f"{prefix}s{i}"
-        g[k] = {"class_type": "KSampler", "inputs": {"model": model, "seed": 11, "steps": STEPS, "cfg": CFG,
-                                                     "sampler_name": name, "scheduler": "normal", "positive": ["3", 0],
-                                                     "negative": ["4", 0], "latent_image": latent, "denoise": DENOISE}}
-        g[s] = {"class_type": "SaveLatent",
-                "inputs": {"samples": [k, 0], "filename_prefix": f"pixel_vs_dd/{prefix}_{name}"}}
+        g[k] = {
+            "class_type": "KSampler",
+            "inputs": {
+                "model": model,
+                "seed": 11,
+                "steps": STEPS,
+                "cfg": CFG,
+                "sampler_name": name,
+                "scheduler": "normal",
+                "positive": ["3", 0],
+                "negative": ["4", 0],
+                "latent_image": latent,
+                "denoise": DENOISE,
+            },
+        }
+        g[s] = {
+            "class_type": "SaveLatent",
+            "inputs": {"samples": [k, 0], "filename_prefix": f"pixel_vs_dd/{prefix}_{name}"},
+        }
         saves[name] = s
     return saves
 
@@ -75,16 +93,33 @@ def server_seconds(history: dict) -> float:
 
 
 def solune_node(**kw) -> dict:
-    inputs = {"model": ["1", 0], "latent": ["7", 0], "min_denoise": 0.0, "max_denoise": 1.0, "layout": "grid",
-              "scale_mode": "pixel", "tile_width": 768, "tile_height": 768, "overlap": 64, "falloff": "cosine",
-              "min_tile": 256, "max_tile": 1024, "threshold": 0.02, "criterion": "variance", "mode": "blend",
-              "tiled_model": False, "tile_batch_size": 4, "denoise_mask": ["6", 1]}
+    inputs = {
+        "model": ["1", 0],
+        "latent": ["7", 0],
+        "min_denoise": 0.0,
+        "max_denoise": 1.0,
+        "layout": "grid",
+        "scale_mode": "pixel",
+        "tile_width": 768,
+        "tile_height": 768,
+        "overlap": 64,
+        "falloff": "cosine",
+        "min_tile": 256,
+        "max_tile": 1024,
+        "threshold": 0.02,
+        "criterion": "variance",
+        "mode": "blend",
+        "tiled_model": False,
+        "tile_batch_size": 4,
+        "denoise_mask": ["6", 1],
+    }
     inputs.update(kw)
     return {"class_type": "SoluneTiledImg2Img", "inputs": inputs}
 
 
 def test_solune_pixel_keeps_mask_zero_for_every_sampler_where_differential_diffusion_drifts(
-        comfy_server, masked_picture):
+    comfy_server, masked_picture
+):
     samplers = comfy_server.get("/object_info/KSampler")["KSampler"]["input"]["required"]["sampler_name"][0]
     assert len(samplers) > 30
 
@@ -92,8 +127,10 @@ def test_solune_pixel_keeps_mask_zero_for_every_sampler_where_differential_diffu
     g["20"] = solune_node()
     g["30"] = {"class_type": "DifferentialDiffusion", "inputs": {"model": ["1", 0]}}
     g["31"] = {"class_type": "SetLatentNoiseMask", "inputs": {"samples": ["7", 0], "mask": ["6", 1]}}
-    runs = {"solune": add_runs(g, samplers, ["20", 0], ["7", 0], "sol"),
-            "dd": add_runs(g, DD_SAMPLERS, ["30", 0], ["31", 0], "dd")}
+    runs = {
+        "solune": add_runs(g, samplers, ["20", 0], ["7", 0], "sol"),
+        "dd": add_runs(g, DD_SAMPLERS, ["30", 0], ["31", 0], "dd"),
+    }
     hist = comfy_server.run_prompt(g)
     assert hist["status"]["status_str"] == "success", (hist["status"], comfy_server.log_tail())
     orig = load_output_latent(comfy_server, hist, "8")
@@ -111,16 +148,25 @@ def test_solune_pixel_keeps_mask_zero_for_every_sampler_where_differential_diffu
     dd_mean = torch.tensor([d[0] for d in drift["dd"].values()])
     dd_max = torch.tensor([d[1] for d in drift["dd"].values()])
     summary = {
-        "samplers": len(samplers), "steps": STEPS, "denoise": DENOISE, "cfg": CFG, "latent": [8, 8],
+        "samplers": len(samplers),
+        "steps": STEPS,
+        "denoise": DENOISE,
+        "cfg": CFG,
+        "latent": [8, 8],
         "solune_max_drift_at_mask_0": max(d[1] for d in drift["solune"].values()),
         "solune_mean_change_at_mask_1": sum(d[2] for d in drift["solune"].values()) / len(samplers),
         "dd_mean_change_at_mask_1": sum(d[2] for d in drift["dd"].values()) / len(DD_SAMPLERS),
         "dd_euler_drift_at_mask_0": {"mean": drift["dd"]["euler"][0], "max": drift["dd"]["euler"][1]},
-        "dd_drift_at_mask_0_over_samplers": {"mean_of_means": float(dd_mean.mean()), "max": float(dd_max.max()),
-                                             "samplers_above_1e-5": int((dd_max > 1e-5).sum())},
+        "dd_drift_at_mask_0_over_samplers": {
+            "mean_of_means": float(dd_mean.mean()),
+            "max": float(dd_max.max()),
+            "samplers_above_1e-5": int((dd_max > 1e-5).sum()),
+        },
         "server_seconds": server_seconds(hist),
     }
     log.info("pixel vs DifferentialDiffusion: %s", json.dumps(summary, indent=1))
-    log.info("DifferentialDiffusion drift at mask 0 per sampler (mean, max): %s",
-             json.dumps({s: [round(d[0], 4), round(d[1], 4)] for s, d in drift["dd"].items()}))
+    log.info(
+        "DifferentialDiffusion drift at mask 0 per sampler (mean, max): %s",
+        json.dumps({s: [round(d[0], 4), round(d[1], 4)] for s, d in drift["dd"].items()}),
+    )
     assert int((dd_max > 1e-5).sum()) > 0  # the comparison is real: DifferentialDiffusion does move mask-0 pixels

@@ -67,7 +67,9 @@ def test_comfyui_isinstance_checks_see_the_right_prediction_class(node, model):
     assert isinstance(eps, cms.EPS) and not isinstance(eps, cms.V_PREDICTION) and not isinstance(eps, cms.CONST)
 
 
-@pytest.mark.parametrize("prediction,zsnr", [("epsilon", False), ("sol_v", False), ("sol_v", True), ("lune_flow", False)])
+@pytest.mark.parametrize(
+    "prediction,zsnr", [("epsilon", False), ("sol_v", False), ("sol_v", True), ("lune_flow", False)]
+)
 def test_model_sampling_matches_comfyuis_own_object(node, model, prediction, zsnr):
     ours = patch(node, model, prediction, shift=2.5, zsnr=zsnr).get_model_object("model_sampling")
     stock = stock_sampling_model(model, prediction, shift=2.5, zsnr=zsnr).get_model_object("model_sampling")
@@ -83,10 +85,19 @@ def test_model_sampling_matches_comfyuis_own_object(node, model, prediction, zsn
     g = torch.Generator().manual_seed(3)
     x, out = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)
     s = sig[[1, 3]]
-    torch.testing.assert_close(ours.calculate_denoised(s, out, x), stock.calculate_denoised(s, out, x), rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        ours.calculate_denoised(s, out, x), stock.calculate_denoised(s, out, x), rtol=0, atol=1e-6
+    )
     torch.testing.assert_close(ours.calculate_input(s, x), stock.calculate_input(s, x), rtol=0, atol=1e-6)
-    torch.testing.assert_close(ours.noise_scaling(s[0], out, x, max_denoise=True), stock.noise_scaling(s[0], out, x, max_denoise=True), rtol=0, atol=1e-6)
-    torch.testing.assert_close(ours.inverse_noise_scaling(s[0], x), stock.inverse_noise_scaling(s[0], x), rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        ours.noise_scaling(s[0], out, x, max_denoise=True),
+        stock.noise_scaling(s[0], out, x, max_denoise=True),
+        rtol=0,
+        atol=1e-6,
+    )
+    torch.testing.assert_close(
+        ours.inverse_noise_scaling(s[0], x), stock.inverse_noise_scaling(s[0], x), rtol=0, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("prediction", PREDICTIONS)
@@ -107,7 +118,10 @@ def test_sampling_equals_the_stock_nodes(node, model, prediction, sampler, denoi
 @pytest.mark.parametrize(
     "kwargs,needle",
     [
-        (dict(prediction="v_prediction", shift=2.0, zero_terminal_snr=False), "prediction must be one of epsilon, sol_v, lune_flow; got 'v_prediction'"),
+        (
+            dict(prediction="v_prediction", shift=2.0, zero_terminal_snr=False),
+            "prediction must be one of epsilon, sol_v, lune_flow; got 'v_prediction'",
+        ),
         (dict(prediction="lune_flow", shift=0.0, zero_terminal_snr=False), "shift must be a number > 0"),
         (dict(prediction="lune_flow", shift=-2.0, zero_terminal_snr=False), "got -2.0"),
         (dict(prediction="lune_flow", shift=float("nan"), zero_terminal_snr=False), "got nan"),

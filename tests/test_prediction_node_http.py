@@ -12,35 +12,59 @@ pytestmark = pytest.mark.comfyui
 
 def graph(patch_node: dict, prefix: str, sampler="euler", denoise=1.0):
     return {
-        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny_sd15_0.safetensors", "weight_dtype": "default"}},
-        "2": {"class_type": "CLIPLoader", "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"}},
+        "1": {
+            "class_type": "UNETLoader",
+            "inputs": {"unet_name": "tiny_sd15_0.safetensors", "weight_dtype": "default"},
+        },
+        "2": {
+            "class_type": "CLIPLoader",
+            "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"},
+        },
         "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse at dusk", "clip": ["2", 0]}},
         "4": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["2", 0]}},
         "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
         "6": patch_node,
-        "7": {"class_type": "KSampler", "inputs": {
-            "model": ["6", 0], "seed": 11, "steps": 4, "cfg": 5.0, "sampler_name": sampler, "scheduler": "normal",
-            "positive": ["3", 0], "negative": ["4", 0], "latent_image": ["5", 0], "denoise": denoise}},
+        "7": {
+            "class_type": "KSampler",
+            "inputs": {
+                "model": ["6", 0],
+                "seed": 11,
+                "steps": 4,
+                "cfg": 5.0,
+                "sampler_name": sampler,
+                "scheduler": "normal",
+                "positive": ["3", 0],
+                "negative": ["4", 0],
+                "latent_image": ["5", 0],
+                "denoise": denoise,
+            },
+        },
         "8": {"class_type": "SaveLatent", "inputs": {"samples": ["7", 0], "filename_prefix": f"solune_tests/{prefix}"}},
     }
 
 
 STOCK = {
     "epsilon": {"class_type": "ModelSamplingDiscrete", "inputs": {"model": ["1", 0], "sampling": "eps", "zsnr": False}},
-    "sol_v": {"class_type": "ModelSamplingDiscrete", "inputs": {"model": ["1", 0], "sampling": "v_prediction", "zsnr": False}},
+    "sol_v": {
+        "class_type": "ModelSamplingDiscrete",
+        "inputs": {"model": ["1", 0], "sampling": "v_prediction", "zsnr": False},
+    },
     "lune_flow": {"class_type": "ModelSamplingSD3", "inputs": {"model": ["1", 0], "shift": 2.0}},
 }
 
 
 def solune(prediction, shift=2.0):
-    return {"class_type": "SolunePredictionType",
-            "inputs": {"model": ["1", 0], "prediction": prediction, "shift": shift, "zero_terminal_snr": False}}
+    return {
+        "class_type": "SolunePredictionType",
+        "inputs": {"model": ["1", 0], "prediction": prediction, "shift": shift, "zero_terminal_snr": False},
+    }
 
 
 def test_the_pack_loads_from_any_folder_name(comfy_server):
     info = comfy_server.get("/object_info/SolunePredictionType")["SolunePredictionType"]
-    assert info["input"]["required"]["prediction"][1]["options"] == ["epsilon", "sol_v", "lune_flow"] or \
-        info["input"]["required"]["prediction"][0] == ["epsilon", "sol_v", "lune_flow"]
+    assert info["input"]["required"]["prediction"][1]["options"] == ["epsilon", "sol_v", "lune_flow"] or info["input"][
+        "required"
+    ]["prediction"][0] == ["epsilon", "sol_v", "lune_flow"]
     assert "Solune Pack-dev.v2" in str(next(comfy_server.base.glob("custom_nodes/*")))
     failed = [line for line in comfy_server.log_tail(400).splitlines() if "IMPORT FAILED" in line and "Solune" in line]
     assert not failed, failed
@@ -61,9 +85,11 @@ def test_http_run_equals_the_stock_sampling_node(comfy_server, prediction, sampl
 
 @pytest.mark.parametrize(
     "prediction,shift,needle",
-    [("v_prediction", 2.0, "prediction must be one of epsilon, sol_v, lune_flow; got 'v_prediction'"),
-     ("lune_flow", 0.0, "shift must be a number > 0"),
-     ("lune_flow", -3.0, "got -3.0")],
+    [
+        ("v_prediction", 2.0, "prediction must be one of epsilon, sol_v, lune_flow; got 'v_prediction'"),
+        ("lune_flow", 0.0, "shift must be a number > 0"),
+        ("lune_flow", -3.0, "got -3.0"),
+    ],
 )
 def test_bad_input_is_a_validation_error_naming_the_input(comfy_server, prediction, shift, needle):
     with pytest.raises(PromptRejected) as err:

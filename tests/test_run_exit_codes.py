@@ -54,8 +54,9 @@ def test_success_queues_converted_prompt_and_downloads_every_output(tmp_path, ca
     workflow = write(tmp_path, txt2img_graph().to_json())
     out = tmp_path / "out"
     with FakeComfyUI(OBJECT_INFO, "success", websocket=websocket) as fake:
-        code, err = run_cli(workflow, "--server", fake.url, "--out", str(out), "--set", "Positive.text=a cat",
-                            "--set", "3.steps=4")
+        code, err = run_cli(
+            workflow, "--server", fake.url, "--out", str(out), "--set", "Positive.text=a cat", "--set", "3.steps=4"
+        )
     assert code == 0, err
     expected = json.loads(json.dumps(TXT2IMG_API))
     expected["6"]["inputs"]["text"] = "a cat"
@@ -102,7 +103,9 @@ def test_validation_error_exits_3_naming_node_class_and_message(tmp_path):
         code, err = run_cli(workflow, "--server", fake.url, "--out", str(tmp_path / "out"))
     assert code == 3
     assert "ComfyUI rejected the workflow: Prompt outputs failed validation" in err
-    assert "node 4 'Load Checkpoint' (CheckpointLoaderSimple): Value not in list: ckpt_name: 'missing.safetensors'" in err
+    assert (
+        "node 4 'Load Checkpoint' (CheckpointLoaderSimple): Value not in list: ckpt_name: 'missing.safetensors'" in err
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -112,7 +115,9 @@ def test_execution_error_exits_4_naming_node_class_and_message(tmp_path, websock
     with FakeComfyUI(OBJECT_INFO, "execution_error", websocket=websocket) as fake:
         code, err = run_cli(workflow, "--server", fake.url, "--out", str(tmp_path / "out"))
     assert code == 4, err
-    assert "node 3 (KSampler) failed during execution: RuntimeError: Expected all tensors to be on the same device" in err
+    assert (
+        "node 3 (KSampler) failed during execution: RuntimeError: Expected all tensors to be on the same device" in err
+    )
 
 
 @pytest.mark.parametrize("websocket", [True, False], ids=["websocket", "polling"])
@@ -150,11 +155,15 @@ def test_unreachable_server_exits_5_naming_the_url(tmp_path):
 # --- bad input ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"nodes": [1, 2]}', "unrecognised workflow JSON"),
-    ("[1, 2, 3]", "unrecognised workflow JSON"),
-    ("{not json", "is not valid JSON"),
-], ids=["nodes-without-links", "list", "broken-json"])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"nodes": [1, 2]}', "unrecognised workflow JSON"),
+        ("[1, 2, 3]", "unrecognised workflow JSON"),
+        ("{not json", "is not valid JSON"),
+    ],
+    ids=["nodes-without-links", "list", "broken-json"],
+)
 def test_unusable_workflow_file_exits_2_before_contacting_a_server(tmp_path, content, message):
     url = f"http://127.0.0.1:{closed_port()}"
     code, err = run_cli(write(tmp_path, content), "--server", url)
@@ -189,11 +198,15 @@ def test_unknown_node_type_exits_2_naming_the_node(tmp_path):
     assert fake.prompts == []
 
 
-@pytest.mark.parametrize("override, message", [
-    ("Nobody.steps=3", "no node with id or title 'Nobody'"),
-    ("3.stepz=3", "has no input 'stepz'"),
-    ("steps=3", "expected NODE.INPUT=VALUE"),
-], ids=["unknown-node", "unknown-input", "malformed"])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("Nobody.steps=3", "no node with id or title 'Nobody'"),
+        ("3.stepz=3", "has no input 'stepz'"),
+        ("steps=3", "expected NODE.INPUT=VALUE"),
+    ],
+    ids=["unknown-node", "unknown-input", "malformed"],
+)
 def test_bad_set_exits_2(tmp_path, override, message):
     with FakeComfyUI(OBJECT_INFO) as fake:
         code, err = run_cli(write(tmp_path, TXT2IMG_API), "--server", fake.url, "--set", override)
@@ -226,11 +239,15 @@ def test_comfyui_dir_starts_a_server_with_this_pack_and_stops_it(tmp_path, monke
     comfy = tmp_path / "ComfyUI"
     comfy.mkdir()
     tests = Path(__file__).parent
-    (comfy / "main.py").write_text(FAKE_MAIN.format(tests=str(tests), object_info=str(tests / "fixtures" / "runner_object_info.json")))
+    (comfy / "main.py").write_text(
+        FAKE_MAIN.format(tests=str(tests), object_info=str(tests / "fixtures" / "runner_object_info.json"))
+    )
     state_file = tmp_path / "state.json"
     monkeypatch.setenv("FAKE_COMFYUI_STATE", str(state_file))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(sys.path))
-    code, err = run_cli(write(tmp_path, txt2img_graph().to_json()), "--comfyui", str(comfy), "--out", str(tmp_path / "out"))
+    code, err = run_cli(
+        write(tmp_path, txt2img_graph().to_json()), "--comfyui", str(comfy), "--out", str(tmp_path / "out")
+    )
     assert code == 0, err
     state = json.loads(state_file.read_text())
     assert state["pack"] == str(REPO) and state["cpu"]
@@ -242,11 +259,13 @@ def test_comfyui_dir_starts_a_server_with_this_pack_and_stops_it(tmp_path, monke
 def test_comfyui_that_fails_to_start_exits_5_with_its_log(tmp_path):
     comfy = tmp_path / "ComfyUI"
     comfy.mkdir()
-    (comfy / "main.py").write_text(textwrap.dedent("""
+    (comfy / "main.py").write_text(
+        textwrap.dedent("""
         import sys
         print("ModuleNotFoundError: No module named 'torch'", flush=True)
         sys.exit(1)
-    """))
+    """)
+    )
     code, err = run_cli(write(tmp_path, TXT2IMG_API), "--comfyui", str(comfy))
     assert code == 5
     assert "ComfyUI exited with code 1 while starting" in err

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 from _ui_graph import FIXTURES
+from comfy_harness import locate_comfyui
 
 from solune import run
 from solune.workflow.progress import Console
-
-from comfy_harness import locate_comfyui
 
 _FOUND, _WHY = locate_comfyui()
 COMFYUI = str(_FOUND) if _FOUND else None
@@ -60,14 +59,27 @@ def png_size(path: Path) -> tuple[int, int]:
 def test_ui_workflow_runs_on_a_real_server_and_downloads_both_outputs(base_dir, tmp_path, capsys):
     out = tmp_path / "out"
     stream = io.StringIO()
-    code = run.main([str(FIXTURES / "ui_latent_and_image.json"), "--comfyui", COMFYUI, "--python", PYTHON,
-                     "--comfyui-args", f"--base-directory {base_dir}", "--out", str(out),
-                     "--set", "Save the latent.filename_prefix=solune_smoke/lat"], console=Console(stream=stream))
+    code = run.main(
+        [
+            str(FIXTURES / "ui_latent_and_image.json"),
+            "--comfyui",
+            COMFYUI,
+            "--python",
+            PYTHON,
+            "--comfyui-args",
+            f"--base-directory {base_dir}",
+            "--out",
+            str(out),
+            "--set",
+            "Save the latent.filename_prefix=solune_smoke/lat",
+        ],
+        console=Console(stream=stream),
+    )
     assert code == 0, stream.getvalue()
     image = out / "solune_smoke" / "img_00001_.png"
     assert png_size(image) == (48, 40)  # width from the PrimitiveNode, height from widgets_values
     latent = out / "solune_smoke" / "lat_00001_.latent"
-    header = json.loads(latent.read_bytes()[8:8 + struct.unpack("<Q", latent.read_bytes()[:8])[0]])
+    header = json.loads(latent.read_bytes()[8 : 8 + struct.unpack("<Q", latent.read_bytes()[:8])[0]])
     assert header["latent_tensor"]["shape"] == [1, 4, 16, 12]  # LatentUpscale ran, the bypassed 2x did not
     assert sorted(capsys.readouterr().out.split()) == sorted([str(image), str(latent)])
 
@@ -82,7 +94,9 @@ def test_missing_model_is_a_validation_error_from_the_real_server(base_dir, tmp_
     workflow = tmp_path / "missing_model.json"
     workflow.write_text(json.dumps(prompt))
     stream = io.StringIO()
-    code = run.main([str(workflow), "--comfyui", COMFYUI, "--python", PYTHON,
-                     "--comfyui-args", f"--base-directory {base_dir}"], console=Console(stream=stream))
+    code = run.main(
+        [str(workflow), "--comfyui", COMFYUI, "--python", PYTHON, "--comfyui-args", f"--base-directory {base_dir}"],
+        console=Console(stream=stream),
+    )
     assert code == 3
     assert "node 4 (CheckpointLoaderSimple): Value not in list: ckpt_name: 'missing.safetensors'" in stream.getvalue()

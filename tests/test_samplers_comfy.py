@@ -16,7 +16,9 @@ def models(comfy):
     from solune.nodes.prediction_type import SolunePredictionType
 
     base = tiny_sd15_model(seed=0)
-    patch = lambda p: SolunePredictionType.execute(model=base, prediction=p, shift=2.0, zero_terminal_snr=False).result[0]
+    patch = lambda p: SolunePredictionType.execute(model=base, prediction=p, shift=2.0, zero_terminal_snr=False).result[
+        0
+    ]
     return {p: patch(p) for p in ("epsilon", "sol_v", "lune_flow")}
 
 
@@ -26,7 +28,9 @@ def sample(model, sampler, sigmas, latent=None, seed=11, cfg=4.0):
     latent = torch.zeros(1, 4, 8, 8) if latent is None else latent
     noise = comfy.sample.prepare_noise(latent, seed)
     pos, neg = conds()
-    return comfy.sample.sample_custom(model, noise, cfg, sampler, sigmas.clone(), pos, neg, latent, disable_pbar=True, seed=seed)
+    return comfy.sample.sample_custom(
+        model, noise, cfg, sampler, sigmas.clone(), pos, neg, latent, disable_pbar=True, seed=seed
+    )
 
 
 def stock(name):
@@ -84,7 +88,9 @@ def test_sol_ddpm_equals_stock_ddpm_on_grid_sigmas(models):
     assert_close_and_moved(ours, ref, torch.zeros_like(ref))
 
 
-@pytest.mark.parametrize("prediction,node_id", [("sol_v", "SoluneSamplerSolDDPM"), ("epsilon", "SoluneSamplerEpsilonDDIM")])
+@pytest.mark.parametrize(
+    "prediction,node_id", [("sol_v", "SoluneSamplerSolDDPM"), ("epsilon", "SoluneSamplerEpsilonDDIM")]
+)
 @pytest.mark.parametrize("stock_name", ["euler", "ddim"])
 def test_deterministic_ddim_equals_stock_euler_and_ddim_on_grid_sigmas(models, prediction, node_id, stock_name):
     sigmas = grid_sigmas(models[prediction], 4, "ddim_uniform" if stock_name == "ddim" else "simple")
@@ -119,16 +125,37 @@ def test_sampler_reports_progress_once_per_step(models):
     steps = []
     latent = torch.zeros(1, 4, 8, 8)
     pos, neg = conds()
-    comfy.sample.sample_custom(models["sol_v"], comfy.sample.prepare_noise(latent, 1), 4.0, node("SoluneSamplerSolDDPM", eta=1.0),
-                               grid_sigmas(models["sol_v"], 4), pos, neg, latent, callback=lambda i, *a: steps.append(i), disable_pbar=True, seed=1)
+    comfy.sample.sample_custom(
+        models["sol_v"],
+        comfy.sample.prepare_noise(latent, 1),
+        4.0,
+        node("SoluneSamplerSolDDPM", eta=1.0),
+        grid_sigmas(models["sol_v"], 4),
+        pos,
+        neg,
+        latent,
+        callback=lambda i, *a: steps.append(i),
+        disable_pbar=True,
+        seed=1,
+    )
     assert steps == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize(
     "node_id,kwargs,model_key,needle",
     [
-        ("SoluneSamplerSolDDPM", dict(eta=1.0), "lune_flow", "needs a model patched as sol_v, but the model being sampled is lune_flow"),
-        ("SoluneSamplerLuneEuler", dict(quantize_timesteps=False), "sol_v", "needs a model patched as lune_flow, but the model being sampled is sol_v"),
+        (
+            "SoluneSamplerSolDDPM",
+            dict(eta=1.0),
+            "lune_flow",
+            "needs a model patched as sol_v, but the model being sampled is lune_flow",
+        ),
+        (
+            "SoluneSamplerLuneEuler",
+            dict(quantize_timesteps=False),
+            "sol_v",
+            "needs a model patched as lune_flow, but the model being sampled is sol_v",
+        ),
         ("SoluneSamplerEpsilonDDIM", dict(eta=0.0), "sol_v", "use SoluneSamplerSolDDPM for a sol_v model"),
         ("SoluneSamplerSolDDPM", dict(eta=1.0), "unpatched", "ComfyUI's own EPS"),
     ],

@@ -132,8 +132,14 @@ def test_sol_ddpm_equals_the_float64_reference_recipe(z, eta):
     x_t = DATA.marginal_state(z, AB[t0].sqrt(), (1 - AB[t0]).sqrt())
     sigmas = grid_sigmas(TIMESTEPS)
     noises = noise_list(len(TIMESTEPS) - 1, z.shape)
-    ours = sample_sol_ddpm(ddpm_model(obj, "sol_v"), x_t * math.sqrt(1 + sigmas[0] ** 2), sigmas, eta=eta,
-                           alphas_cumprod=obj.alphas_cumprod, noise_sampler=replay(noises))
+    ours = sample_sol_ddpm(
+        ddpm_model(obj, "sol_v"),
+        x_t * math.sqrt(1 + sigmas[0] ** 2),
+        sigmas,
+        eta=eta,
+        alphas_cumprod=obj.alphas_cumprod,
+        noise_sampler=replay(noises),
+    )
     ref = reference_ddpm(x_t, TIMESTEPS, noises, eta, "sol_v")
     torch.testing.assert_close(ours, ref, rtol=0, atol=1e-10)
     assert (ours - x_t).abs().max() > 0.1
@@ -146,8 +152,14 @@ def test_epsilon_ddim_equals_the_float64_reference_recipe(z, eta):
     x_t = DATA.marginal_state(z, AB[t0].sqrt(), (1 - AB[t0]).sqrt())
     sigmas = grid_sigmas(TIMESTEPS)
     noises = noise_list(len(TIMESTEPS) - 1, z.shape)
-    ours = sample_epsilon_ddim(ddpm_model(obj, "epsilon"), x_t * math.sqrt(1 + sigmas[0] ** 2), sigmas, eta=eta,
-                               alphas_cumprod=obj.alphas_cumprod, noise_sampler=replay(noises))
+    ours = sample_epsilon_ddim(
+        ddpm_model(obj, "epsilon"),
+        x_t * math.sqrt(1 + sigmas[0] ** 2),
+        sigmas,
+        eta=eta,
+        alphas_cumprod=obj.alphas_cumprod,
+        noise_sampler=replay(noises),
+    )
     ref = reference_ddpm(x_t, TIMESTEPS, noises, eta, "epsilon")
     torch.testing.assert_close(ours, ref, rtol=0, atol=1e-10)
 
@@ -158,8 +170,12 @@ def test_ddim_at_eta_one_is_the_ddpm_posterior_step(z):
     x = z * math.sqrt(1 + sigmas[0] ** 2)
     noises = noise_list(len(TIMESTEPS) - 1, z.shape)
     model = ddpm_model(obj, "sol_v")
-    posterior = sample_sol_ddpm(model, x, sigmas, eta=1.0, alphas_cumprod=obj.alphas_cumprod, noise_sampler=replay(noises))
-    ddim = sample_epsilon_ddim(model, x, sigmas, eta=1.0, alphas_cumprod=obj.alphas_cumprod, noise_sampler=replay(noises))
+    posterior = sample_sol_ddpm(
+        model, x, sigmas, eta=1.0, alphas_cumprod=obj.alphas_cumprod, noise_sampler=replay(noises)
+    )
+    ddim = sample_epsilon_ddim(
+        model, x, sigmas, eta=1.0, alphas_cumprod=obj.alphas_cumprod, noise_sampler=replay(noises)
+    )
     torch.testing.assert_close(posterior, ddim, rtol=0, atol=1e-10)
 
 
@@ -227,7 +243,7 @@ def test_lune_schedule_is_the_shifted_linspace(steps, shift, denoise):
     total = int(steps / denoise)
     i = torch.arange(total + 1, dtype=torch.float64)
     t = 1 - i / total
-    expected = (shift * t / (1 + (shift - 1) * t))[-(steps + 1):]
+    expected = (shift * t / (1 + (shift - 1) * t))[-(steps + 1) :]
     assert sig.dtype == torch.float32 and len(sig) == steps + 1
     torch.testing.assert_close(sig.double(), expected, rtol=0, atol=1e-7)
     assert float(sig[-1]) == 0.0
@@ -235,8 +251,12 @@ def test_lune_schedule_is_the_shifted_linspace(steps, shift, denoise):
 
 @pytest.mark.parametrize(
     "kwargs,needle",
-    [(dict(steps=0), "steps must be an integer >= 1"), (dict(steps=4, shift=0.0), "shift must be a number > 0"),
-     (dict(steps=4, denoise=0.0), "denoise must be a number in (0, 1]"), (dict(steps=4, denoise=1.5), "got 1.5")],
+    [
+        (dict(steps=0), "steps must be an integer >= 1"),
+        (dict(steps=4, shift=0.0), "shift must be a number > 0"),
+        (dict(steps=4, denoise=0.0), "denoise must be a number in (0, 1]"),
+        (dict(steps=4, denoise=1.5), "got 1.5"),
+    ],
 )
 def test_lune_schedule_refuses_bad_input(kwargs, needle):
     with pytest.raises(ValueError) as err:

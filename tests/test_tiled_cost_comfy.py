@@ -36,8 +36,18 @@ def test_keeping_three_quarters_evaluates_a_quarter_plus_feather_and_margin(comf
     sd15 = tiny_sd15_model(seed=0)
     stock_calls, tiled_calls = [], []
     ksample(counted(sd15, stock_calls), lat, steps=3, denoise=0.6)
-    kw = {"min_denoise": 0.0, "max_denoise": 1.0, "scale_mode": "mask", "denoise_mask": mask, "tile_width": 192,
-          "tile_height": 192, "overlap": overlap_px, "tiled_model": True, "tile_batch_size": 4, "mode": mode}
+    kw = {
+        "min_denoise": 0.0,
+        "max_denoise": 1.0,
+        "scale_mode": "mask",
+        "denoise_mask": mask,
+        "tile_width": 192,
+        "tile_height": 192,
+        "overlap": overlap_px,
+        "tiled_model": True,
+        "tile_batch_size": 4,
+        "mode": mode,
+    }
     out = ksample(tiled_patch(counted(sd15, tiled_calls), lat, **kw), lat, steps=3, denoise=0.6)
     stock = sum(b * h * w for b, h, w in stock_calls)
     tiled = sum(b * h * w for b, h, w in tiled_calls)

@@ -38,9 +38,11 @@ def run_loop(mode, tiled, plan, x0, noise, context, sigmas, chunks=2):
         xi = run.hold_input(x, sigma)
         x_cat, s_cat = torch.cat([xi] * chunks), torch.cat([sigma] * chunks)
         if tiled:
+
             def denoise(crops, windows, idx, s_cat=s_cat, rows=x_cat.shape[0]):
                 s_t, c_t = tile_args((s_cat, context), windows, idx, rows, chunks)
                 return model(crops, s_t, c_t)
+
             out = run.evaluate(denoise, x_cat, 3, chunks)
         else:
             out = model(x_cat, s_cat, context)
@@ -60,8 +62,17 @@ def setup(seed=0, scale_mode="mask"):
         ramp = torch.linspace(0.0, 1.0, 120).expand(160, 120)
         mask = torch.stack([mask, mask.flip(-1)])
         mask[0, 160:, 200:320] = ramp
-    plan = plan_of(40, 56, min_denoise=0.0, max_denoise=1.0, scale_mode=scale_mode, denoise_mask=mask,
-                   tile_width=256, tile_height=256, overlap=32)
+    plan = plan_of(
+        40,
+        56,
+        min_denoise=0.0,
+        max_denoise=1.0,
+        scale_mode=scale_mode,
+        denoise_mask=mask,
+        tile_width=256,
+        tile_height=256,
+        overlap=32,
+    )
     x0, noise = torch.randn(2, 4, 40, 56, generator=g), torch.randn(2, 4, 40, 56, generator=g)
     context = torch.randn(4, 3, 8, generator=g)  # [cond rows, uncond rows] × tokens × dim
     sigmas = torch.tensor([3.0, 2.0, 1.2, 0.6, 0.0])
@@ -76,11 +87,15 @@ def test_a_sampling_run_is_float32_sync_free_and_stays_on_the_device(mode, tiled
     if scale_mode == "pixel":
         assert plan.per_pixel and plan.scale_map.shape == (2, 40, 56)
     with DeviceGuard() as guard:
-        out, evaluations = run_loop(mode, tiled, plan, on_device(x0), on_device(noise), on_device(context),
-                                    on_device(sigmas))
+        out, evaluations = run_loop(
+            mode, tiled, plan, on_device(x0), on_device(noise), on_device(context), on_device(sigmas)
+        )
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float32 and out.device.type == "cuda"
-    problems = [str(r) for r in guard.records if (r.kind, r.where.split(":")[-1]) not in
-                {("sync", "read_sigma"), ("sync", "start_sigmas")}]
+    problems = [
+        str(r)
+        for r in guard.records
+        if (r.kind, r.where.split(":")[-1]) not in {("sync", "read_sigma"), ("sync", "start_sigmas")}
+    ]
     assert problems == []
     allowed = [r.where.split(":")[-1] for r in guard.records]
     if mode == "blend":
@@ -96,10 +111,21 @@ def test_the_guard_catches_float64_syncs_mixing_and_the_old_per_tile_activity_ch
     plan, x0, *_ = setup()
     x = on_device(x0)
     faults = {
-        "float64": [lambda: x.double(), lambda: torch.zeros(3, dtype=torch.float64, device=x.device),
-                    lambda: x.to(torch.float64) * 2],
-        "sync": [lambda: bool(x.any()), lambda: x.sum().item(), lambda: float(x.max()), lambda: x.cpu(),
-                 lambda: x.tolist(), lambda: x[x > 0], lambda: torch.equal(x, x), lambda: x.to("cpu")],
+        "float64": [
+            lambda: x.double(),
+            lambda: torch.zeros(3, dtype=torch.float64, device=x.device),
+            lambda: x.to(torch.float64) * 2,
+        ],
+        "sync": [
+            lambda: bool(x.any()),
+            lambda: x.sum().item(),
+            lambda: float(x.max()),
+            lambda: x.cpu(),
+            lambda: x.tolist(),
+            lambda: x[x > 0],
+            lambda: torch.equal(x, x),
+            lambda: x.to("cpu"),
+        ],
         "mixed": [lambda: x * torch.ones(40, 56), lambda: torch.where(torch.ones(40, 56, dtype=torch.bool), x, 0.0)],
     }
     for kind, calls in faults.items():

@@ -29,7 +29,9 @@ class Counting:
 LAYOUTS = {
     "grid": lambda: grid_layout(40, 56, 128, 96, 24),
     "grid_aligned": lambda: grid_layout(40, 56, 128, 96, 24, align=2),
-    "quadtree": lambda: quadtree_layout(torch.randn(4, 40, 56, generator=torch.Generator().manual_seed(0)).cumsum(-1), 64, 256, 0.5, overlap=16),
+    "quadtree": lambda: quadtree_layout(
+        torch.randn(4, 40, 56, generator=torch.Generator().manual_seed(0)).cumsum(-1), 64, 256, 0.5, overlap=16
+    ),
 }
 
 
@@ -44,8 +46,9 @@ def test_tiled_pointwise_evaluation_equals_whole_image(name, chunks, batch, chan
 
 
 def test_skipped_tiles_never_reach_the_model_and_take_the_fill():
-    settings = TileSettings(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", tile_width=128, tile_height=96,
-                            overlap=24)
+    settings = TileSettings(
+        min_denoise=0.0, max_denoise=1.0, scale_mode="mask", tile_width=128, tile_height=96, overlap=24
+    )
     plan = make_plan(40, 56, settings, denoise_mask=(torch.arange(56) >= 40).float().expand(40, 56))
     layout = plan.layout
     active = active_tiles(layout, plan.scale_map[None, None])
@@ -82,8 +85,16 @@ def test_batches_hold_equal_tiles_up_to_the_batch_size_and_report_progress():
     layout = grid_layout(40, 56, 128, 96, 24)
     seen = []
     count = Counting()
-    evaluate_tiled(count, torch.randn(1, 4, 40, 56), layout, tile_weights(layout), [True] * len(layout), torch.zeros(1), 4,
-                   progress=lambda d, t: seen.append((d, t)))
+    evaluate_tiled(
+        count,
+        torch.randn(1, 4, 40, 56),
+        layout,
+        tile_weights(layout),
+        [True] * len(layout),
+        torch.zeros(1),
+        4,
+        progress=lambda d, t: seen.append((d, t)),
+    )
     batches = active_batches(layout, [True] * len(layout), 4)
     assert all(len(b) <= 4 and len({layout.tiles[i].size for i in b}) == 1 for b in batches)
     assert sorted(i for b in batches for i in b) == list(range(len(layout)))

@@ -26,8 +26,16 @@ def test_scale_zero_returns_the_input_latent_for_every_sampler(comfy, prediction
     import comfy.samplers
 
     lat = latent()
-    patched = tiled_patch(standin_model(prediction), lat, min_denoise=0.0, max_denoise=0.0, mode=mode,
-                          tile_width=32, tile_height=32, overlap=8)
+    patched = tiled_patch(
+        standin_model(prediction),
+        lat,
+        min_denoise=0.0,
+        max_denoise=0.0,
+        mode=mode,
+        tile_width=32,
+        tile_height=32,
+        overlap=8,
+    )
     failures = []
     for sampler in comfy.samplers.KSampler.SAMPLERS:
         for denoise in (0.3, 0.6, 1.0):
@@ -41,7 +49,13 @@ def test_scale_zero_returns_the_input_latent_for_every_sampler(comfy, prediction
 def test_scale_zero_returns_the_input_latent_with_the_tiny_sd15_unet(sd15, sampler):
     lat = latent(16, 16)
     for mode in MODES:
-        out = ksample(tiled_patch(sd15, lat, min_denoise=0.0, max_denoise=0.0, mode=mode), lat, sampler=sampler, steps=3, denoise=0.6)
+        out = ksample(
+            tiled_patch(sd15, lat, min_denoise=0.0, max_denoise=0.0, mode=mode),
+            lat,
+            sampler=sampler,
+            steps=3,
+            denoise=0.6,
+        )
         assert float((out - lat).abs().max()) <= 1e-5
 
 
@@ -60,8 +74,10 @@ def test_scale_one_is_the_stock_ksampler_bit_for_bit(comfy, prediction, mode):
     patched = tiled_patch(model, lat, min_denoise=1.0, max_denoise=1.0, mode=mode)
     for sampler in ("euler", "euler_ancestral", "dpmpp_2m", "uni_pc", "dpm_adaptive", "ddpm", "res_multistep_cfg_pp"):
         for denoise in (0.6, 1.0):
-            assert torch.equal(ksample(patched, lat, sampler=sampler, steps=3, denoise=denoise),
-                               ksample(model, lat, sampler=sampler, steps=3, denoise=denoise)), (sampler, denoise)
+            assert torch.equal(
+                ksample(patched, lat, sampler=sampler, steps=3, denoise=denoise),
+                ksample(model, lat, sampler=sampler, steps=3, denoise=denoise),
+            ), (sampler, denoise)
 
 
 def test_scale_one_is_the_stock_ksampler_with_the_tiny_sd15_unet(sd15):
@@ -72,7 +88,7 @@ def test_scale_one_is_the_stock_ksampler_with_the_tiny_sd15_unet(sd15):
 
 def half_mask(h, w):
     mask = torch.zeros(h * 8, w * 8)
-    mask[:, w * 4:] = 1.0
+    mask[:, w * 4 :] = 1.0
     return mask
 
 
@@ -84,8 +100,18 @@ def test_mixed_scales_keep_zero_tiles_and_one_tiles_follow_the_model(comfy, pred
 
     orig, sampled = latent(16, 24, seed=1), latent(16, 24, seed=2)  # preserve orig while sampling another latent
     model = standin_model(prediction, pointwise=True)
-    kw = dict(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", tile_width=96, tile_height=128, overlap=16,
-              denoise_mask=half_mask(16, 24), mode=mode, tiled_model=tiled, tile_batch_size=2)
+    kw = dict(
+        min_denoise=0.0,
+        max_denoise=1.0,
+        scale_mode="mask",
+        tile_width=96,
+        tile_height=128,
+        overlap=16,
+        denoise_mask=half_mask(16, 24),
+        mode=mode,
+        tiled_model=tiled,
+        tile_batch_size=2,
+    )
     out = ksample(tiled_patch(model, orig, **kw), sampled, sampler="dpmpp_2m", steps=4, denoise=0.6)
     stock = ksample(model, sampled, sampler="dpmpp_2m", steps=4, denoise=0.6)
     plan = make_plan(16, 24, TileSettings.from_inputs(**kw), denoise_mask=kw["denoise_mask"])
@@ -101,9 +127,21 @@ def test_mixed_scales_keep_zero_tiles_and_one_tiles_follow_the_model(comfy, pred
 def test_tiled_evaluation_of_a_pointwise_network_equals_whole_image(comfy, prediction, mode, cfg):
     lat = latent(24, 32, seed=3)
     model = standin_model(prediction, pointwise=True)
-    kw = dict(min_denoise=0.2, max_denoise=0.9, layout="quadtree", scale_mode="by_area", min_tile=64, max_tile=128,
-              threshold=0.5, overlap=16, mode=mode, tile_batch_size=3)
-    whole = ksample(tiled_patch(model, lat, tiled_model=False, **kw), lat, sampler="heun", steps=3, denoise=0.6, cfg=cfg)
+    kw = dict(
+        min_denoise=0.2,
+        max_denoise=0.9,
+        layout="quadtree",
+        scale_mode="by_area",
+        min_tile=64,
+        max_tile=128,
+        threshold=0.5,
+        overlap=16,
+        mode=mode,
+        tile_batch_size=3,
+    )
+    whole = ksample(
+        tiled_patch(model, lat, tiled_model=False, **kw), lat, sampler="heun", steps=3, denoise=0.6, cfg=cfg
+    )
     tiled = ksample(tiled_patch(model, lat, tiled_model=True, **kw), lat, sampler="heun", steps=3, denoise=0.6, cfg=cfg)
     assert float((whole - tiled).abs().max()) <= 1e-5
 
@@ -115,8 +153,16 @@ def test_only_the_active_windows_are_evaluated_and_an_all_zero_plan_never_calls_
     model = standin_model("epsilon")
     net = model.model.diffusion_model
     mask = torch.zeros(24 * 8, 32 * 8)
-    mask[:, 24 * 8:] = 1.0
-    kw = dict(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", tile_width=64, tile_height=64, overlap=16, denoise_mask=mask)
+    mask[:, 24 * 8 :] = 1.0
+    kw = dict(
+        min_denoise=0.0,
+        max_denoise=1.0,
+        scale_mode="mask",
+        tile_width=64,
+        tile_height=64,
+        overlap=16,
+        denoise_mask=mask,
+    )
     plan = make_plan(24, 32, TileSettings.from_inputs(**kw), denoise_mask=mask)
     windows = window_set(plan.layout, plan.weights, plan.scale_map > 0, plan.overlap, *plan.max_window, plan.overlap)
     expected = windows.area
@@ -137,11 +183,21 @@ def test_16_channel_patch_2_latents_tile_on_the_patch_grid_and_stay_exact(comfy)
     lat = latent(20, 26, c=16, seed=5)
     model = standin_model("lune_flow", channels=16, pointwise=True, patch_size=2)
     assert model_geometry(model) == (8, 2)
-    kw = dict(min_denoise=0.0, max_denoise=0.0, tile_width=88, tile_height=88, overlap=16, mode="blend", tiled_model=True)
+    kw = dict(
+        min_denoise=0.0, max_denoise=0.0, tile_width=88, tile_height=88, overlap=16, mode="blend", tiled_model=True
+    )
     patched = tiled_patch(model, lat, **kw)
     assert float((ksample(patched, lat, sampler="dpmpp_2m", steps=3, denoise=0.6) - lat).abs().max()) <= 1e-5
-    mixed = {**kw, "min_denoise": 0.3, "max_denoise": 0.8, "layout": "quadtree", "scale_mode": "by_area",
-             "min_tile": 32, "max_tile": 96, "threshold": 0.1}
+    mixed = {
+        **kw,
+        "min_denoise": 0.3,
+        "max_denoise": 0.8,
+        "layout": "quadtree",
+        "scale_mode": "by_area",
+        "min_tile": 32,
+        "max_tile": 96,
+        "threshold": 0.1,
+    }
     model.model.diffusion_model.calls.clear()
     tiled = ksample(tiled_patch(model, lat, **mixed), lat, steps=3, denoise=0.6)
     assert all(h % 2 == 0 or h == 20 for _, _, h, _ in model.model.diffusion_model.calls)
@@ -169,12 +225,26 @@ def test_stacks_with_differential_diffusion_noise_mask_another_wrapper_and_a_sec
 
     other.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "other_pack", other_apply)
     other.set_model_sampler_post_cfg_function(other_post)
-    dd = DifferentialDiffusion.execute(other).result[0] if hasattr(DifferentialDiffusion, "execute") else DifferentialDiffusion().apply(other)[0]
+    dd = (
+        DifferentialDiffusion.execute(other).result[0]
+        if hasattr(DifferentialDiffusion, "execute")
+        else DifferentialDiffusion().apply(other)[0]
+    )
     assert "denoise_mask_function" in dd.model_options
     left = torch.zeros(128, 128)
     left[:, :64] = 1.0
-    first = tiled_patch(dd, lat, min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=left, tile_width=64,
-                        tile_height=128, overlap=16, tiled_model=True)
+    first = tiled_patch(
+        dd,
+        lat,
+        min_denoise=0.0,
+        max_denoise=1.0,
+        scale_mode="mask",
+        denoise_mask=left,
+        tile_width=64,
+        tile_height=128,
+        overlap=16,
+        tiled_model=True,
+    )
     other_orig = latent(16, 16, seed=7)
     both = tiled_patch(first, other_orig, min_denoise=1.0, max_denoise=1.0)  # a second Solune patch on top
     noise_mask = torch.zeros(1, 1, 16, 16)
@@ -186,9 +256,24 @@ def test_stacks_with_differential_diffusion_noise_mask_another_wrapper_and_a_sec
     assert float((out - lat)[..., :, 12:].abs().max()) <= 1e-5
     # where both let it change, the result moved; DifferentialDiffusion lets the kept half move only at the end
     assert float((out - lat)[..., :6, :4].abs().max()) > 1e-2
-    plain_mask = ksample(tiled_patch(other, lat, min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=left,
-                                     tile_width=64, tile_height=128, overlap=16, tiled_model=True),
-                         lat, steps=4, denoise=0.8, noise_mask=noise_mask)
+    plain_mask = ksample(
+        tiled_patch(
+            other,
+            lat,
+            min_denoise=0.0,
+            max_denoise=1.0,
+            scale_mode="mask",
+            denoise_mask=left,
+            tile_width=64,
+            tile_height=128,
+            overlap=16,
+            tiled_model=True,
+        ),
+        lat,
+        steps=4,
+        denoise=0.8,
+        noise_mask=noise_mask,
+    )
     assert float((plain_mask - lat)[..., 8:, :].abs().max()) <= 1e-4  # noise_mask keeps the bottom half
     assert float((plain_mask - lat)[..., :, 12:].abs().max()) <= 1e-5
     assert float((plain_mask - lat)[..., :6, :4].abs().max()) > 1e-2
@@ -196,8 +281,10 @@ def test_stacks_with_differential_diffusion_noise_mask_another_wrapper_and_a_sec
     soft = torch.linspace(0, 1, 16).view(1, 1, 16, 1).expand(1, 1, 16, 16).contiguous()
     plain = tiled_patch(other, lat, min_denoise=1.0, max_denoise=1.0)
     with_dd = tiled_patch(dd, lat, min_denoise=1.0, max_denoise=1.0)
-    assert not torch.allclose(ksample(plain, lat, steps=4, denoise=0.8, noise_mask=soft),
-                              ksample(with_dd, lat, steps=4, denoise=0.8, noise_mask=soft))
+    assert not torch.allclose(
+        ksample(plain, lat, steps=4, denoise=0.8, noise_mask=soft),
+        ksample(with_dd, lat, steps=4, denoise=0.8, noise_mask=soft),
+    )
 
 
 def test_the_input_model_is_untouched_and_two_patches_use_distinct_keys(comfy):
@@ -207,25 +294,43 @@ def test_the_input_model_is_untouched_and_two_patches_use_distinct_keys(comfy):
     a = tiled_patch(model, lat, min_denoise=0.0, max_denoise=0.0, tiled_model=True)
     b = tiled_patch(a, lat, min_denoise=0.0, max_denoise=0.0, tiled_model=True)
     assert model.wrappers == before
-    keys = b.wrappers["sampler_sample"].keys() if "sampler_sample" in b.wrappers else b.wrappers[next(iter(b.wrappers))].keys()
+    keys = (
+        b.wrappers["sampler_sample"].keys()
+        if "sampler_sample" in b.wrappers
+        else b.wrappers[next(iter(b.wrappers))].keys()
+    )
     assert len([k for k in keys if str(k).startswith("solune_tiled")]) == 2
     assert len(b.model_options["sampler_post_cfg_function"]) == 2
 
 
-@pytest.mark.parametrize("bad,match", [
-    (dict(sampled=latent(16, 16)), "must have the channels and size"),
-    (dict(sampled=latent(8, 8, batch=3), orig=latent(8, 8, batch=2)), r"latent batch must be 1 \(broadcast\) or the sampled batch 3; got 2"),
-    (dict(orig=torch.full((1, 4, 8, 8), float("nan"))), "latent must hold only finite values; got 256 NaN"),
-    (dict(kw={"min_denoise": 0.8, "max_denoise": 0.2}), r"min_denoise must be <= max_denoise \(0.2\); got 0.8"),
-    (dict(kw={"scale_mode": "mask", "denoise_mask": torch.full((32, 32), 1.5)}),
-     r"denoise_mask must hold values in \[0, 1\]"),
-    (dict(kw={"scale_mode": "pixel", "denoise_mask": torch.full((1, 64, 64), float("nan"))}), "denoise_mask must hold"),
-    (dict(kw={"layout": "quadtree", "image": torch.rand(1, 32, 32, 3)}), "image must be an IMAGE of the latent's pixel size"),
-    (dict(kw={"mode": "soft"}), "mode must be one of"),
-    (dict(kw={"scale_mode": "mask"}), "denoise_mask must be connected for scale_mode 'mask'"),
-    (dict(kw={"scale_mode": "pixel"}), "denoise_mask must be connected for scale_mode 'pixel'"),
-    (dict(kw={"tile_width": 16, "tile_height": 16, "overlap": 16}), None),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (dict(sampled=latent(16, 16)), "must have the channels and size"),
+        (
+            dict(sampled=latent(8, 8, batch=3), orig=latent(8, 8, batch=2)),
+            r"latent batch must be 1 \(broadcast\) or the sampled batch 3; got 2",
+        ),
+        (dict(orig=torch.full((1, 4, 8, 8), float("nan"))), "latent must hold only finite values; got 256 NaN"),
+        (dict(kw={"min_denoise": 0.8, "max_denoise": 0.2}), r"min_denoise must be <= max_denoise \(0.2\); got 0.8"),
+        (
+            dict(kw={"scale_mode": "mask", "denoise_mask": torch.full((32, 32), 1.5)}),
+            r"denoise_mask must hold values in \[0, 1\]",
+        ),
+        (
+            dict(kw={"scale_mode": "pixel", "denoise_mask": torch.full((1, 64, 64), float("nan"))}),
+            "denoise_mask must hold",
+        ),
+        (
+            dict(kw={"layout": "quadtree", "image": torch.rand(1, 32, 32, 3)}),
+            "image must be an IMAGE of the latent's pixel size",
+        ),
+        (dict(kw={"mode": "soft"}), "mode must be one of"),
+        (dict(kw={"scale_mode": "mask"}), "denoise_mask must be connected for scale_mode 'mask'"),
+        (dict(kw={"scale_mode": "pixel"}), "denoise_mask must be connected for scale_mode 'pixel'"),
+        (dict(kw={"tile_width": 16, "tile_height": 16, "overlap": 16}), None),
+    ],
+)
 def test_bad_input_is_refused_before_sampling_with_a_clear_message(comfy, bad, match):
     model = standin_model("epsilon")
     net = model.model.diffusion_model
@@ -255,6 +360,7 @@ def test_validate_inputs_names_bad_combo_values(comfy):
 
 def test_tile_map_shades_tiles_by_scale_and_returns_the_scale_map(comfy):
     from solune.nodes.tile_map import SoluneTileMap
+
     kw = dict(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", tile_width=64, tile_height=128, overlap=16)
     image, mask = SoluneTileMap.execute(latent={"samples": latent(16, 16)}, denoise_mask=half_mask(16, 16), **kw).result
     assert image.shape == (1, 128, 128, 3) and mask.shape == (1, 128, 128)
@@ -287,13 +393,25 @@ def test_the_hook_nodes_scale_output_is_the_plan_the_run_uses(comfy, mode):
     lat = latent(16, 24, seed=6)
     model = standin_model("sol_v", pointwise=True)  # a pixel's x0 depends on that pixel only
     mask = torch.zeros(16 * 8, 24 * 8)
-    mask[:, 13 * 8:] = 1.0
-    mask[:4 * 8, :] = 0.0
+    mask[:, 13 * 8 :] = 1.0
+    mask[: 4 * 8, :] = 0.0
     settings = dict(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", tile_width=64, tile_height=64, overlap=16)
     pos, neg = conds()
     out, tile_map, scale = SoluneTiledSampler.execute(
-        model=model, seed=42, steps=4, cfg=4.0, sampler_name="dpmpp_2m", scheduler="normal", positive=pos,
-        negative=neg, latent_image={"samples": lat}, denoise=0.6, denoise_mask=mask, mode=mode, **settings).result
+        model=model,
+        seed=42,
+        steps=4,
+        cfg=4.0,
+        sampler_name="dpmpp_2m",
+        scheduler="normal",
+        positive=pos,
+        negative=neg,
+        latent_image={"samples": lat},
+        denoise=0.6,
+        denoise_mask=mask,
+        mode=mode,
+        **settings,
+    ).result
     stock = ksample(model, lat, sampler="dpmpp_2m", steps=4, cfg=4.0, denoise=0.6, seed=42)
     assert scale.shape == (1, 128, 192) and tile_map.shape == (1, 128, 192, 3)
     at_latent = scale[0, ::8, ::8]
@@ -303,7 +421,8 @@ def test_the_hook_nodes_scale_output_is_the_plan_the_run_uses(comfy, mode):
     assert float((out["samples"] - stock)[..., one].abs().max()) <= 1e-5
     assert float((out["samples"] - lat)[..., one].abs().max()) > 1e-2  # the model did change those pixels
     preview = SoluneTileMap.execute(latent={"samples": lat}, denoise_mask=mask, model=model, **settings).result
-    hook = SoluneTiledImg2Img.execute(model=model, latent={"samples": lat}, denoise_mask=mask, mode=mode,
-                                      **settings).result
+    hook = SoluneTiledImg2Img.execute(
+        model=model, latent={"samples": lat}, denoise_mask=mask, mode=mode, **settings
+    ).result
     for drawn in (preview, hook[1:]):
         assert torch.equal(drawn[0], tile_map) and torch.equal(drawn[1], scale)

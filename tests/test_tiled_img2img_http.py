@@ -5,41 +5,81 @@ encoded latent, scale 1 equals the stock KSampler, the tile map renders, and bad
 from __future__ import annotations
 
 import pytest
-
 from comfy_harness import PromptRejected, load_output_latent
 
 pytestmark = pytest.mark.comfyui
 
-TILING = {"min_denoise": 0.0, "max_denoise": 0.0, "layout": "grid", "scale_mode": "uniform", "tile_width": 64,
-          "tile_height": 64, "overlap": 16, "falloff": "cosine", "min_tile": 32, "max_tile": 128, "threshold": 0.02,
-          "criterion": "variance", "mode": "blend", "tiled_model": True, "tile_batch_size": 2}
+TILING = {
+    "min_denoise": 0.0,
+    "max_denoise": 0.0,
+    "layout": "grid",
+    "scale_mode": "uniform",
+    "tile_width": 64,
+    "tile_height": 64,
+    "overlap": 16,
+    "falloff": "cosine",
+    "min_tile": 32,
+    "max_tile": 128,
+    "threshold": 0.02,
+    "criterion": "variance",
+    "mode": "blend",
+    "tiled_model": True,
+    "tile_batch_size": 2,
+}
 
 
 def base_graph(size=64):
     return {
-        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny_sd15_0.safetensors", "weight_dtype": "default"}},
-        "2": {"class_type": "CLIPLoader", "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"}},
+        "1": {
+            "class_type": "UNETLoader",
+            "inputs": {"unet_name": "tiny_sd15_0.safetensors", "weight_dtype": "default"},
+        },
+        "2": {
+            "class_type": "CLIPLoader",
+            "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"},
+        },
         "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lake", "clip": ["2", 0]}},
         "4": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["2", 0]}},
         "5": {"class_type": "VAELoader", "inputs": {"vae_name": "tiny_taesd.safetensors"}},
-        "6": {"class_type": "EmptyImage", "inputs": {"width": size, "height": size, "batch_size": 1, "color": 0x4080C0}},
+        "6": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": size, "height": size, "batch_size": 1, "color": 0x4080C0},
+        },
         "7": {"class_type": "VAEEncode", "inputs": {"pixels": ["6", 0], "vae": ["5", 0]}},
         "20": {"class_type": "SaveLatent", "inputs": {"samples": ["7", 0], "filename_prefix": "orig"}},
     }
 
 
 def ksampler(model, latent, sampler="uni_pc", denoise=0.6):
-    return {"class_type": "KSampler", "inputs": {"model": model, "seed": 3, "steps": 3, "cfg": 4.0, "sampler_name": sampler,
-                                                 "scheduler": "normal", "positive": ["3", 0], "negative": ["4", 0],
-                                                 "latent_image": latent, "denoise": denoise}}
+    return {
+        "class_type": "KSampler",
+        "inputs": {
+            "model": model,
+            "seed": 3,
+            "steps": 3,
+            "cfg": 4.0,
+            "sampler_name": sampler,
+            "scheduler": "normal",
+            "positive": ["3", 0],
+            "negative": ["4", 0],
+            "latent_image": latent,
+            "denoise": denoise,
+        },
+    }
 
 
 def test_scale_zero_through_the_api_returns_the_encoded_latent(comfy_server):
     g = base_graph()
     for i, mode in enumerate(("blend", "strength")):
-        g[f"8{i}"] = {"class_type": "SoluneTiledImg2Img", "inputs": {"model": ["1", 0], "latent": ["7", 0], **TILING, "mode": mode}}
+        g[f"8{i}"] = {
+            "class_type": "SoluneTiledImg2Img",
+            "inputs": {"model": ["1", 0], "latent": ["7", 0], **TILING, "mode": mode},
+        }
         g[f"9{i}"] = ksampler([f"8{i}", 0], ["7", 0])
-        g[f"1{i}0"] = {"class_type": "SaveLatent", "inputs": {"samples": [f"9{i}", 0], "filename_prefix": f"zero_{mode}"}}
+        g[f"1{i}0"] = {
+            "class_type": "SaveLatent",
+            "inputs": {"samples": [f"9{i}", 0], "filename_prefix": f"zero_{mode}"},
+        }
     hist = comfy_server.run_prompt(g)
     assert hist["status"]["status_str"] == "success", hist["status"]
     orig = load_output_latent(comfy_server, hist, "20")
@@ -50,13 +90,32 @@ def test_scale_zero_through_the_api_returns_the_encoded_latent(comfy_server):
 def test_tiled_sampler_at_scale_one_equals_the_stock_ksampler_through_the_api(comfy_server):
     g = base_graph()
     whole = {**TILING, "min_denoise": 1.0, "max_denoise": 1.0, "tiled_model": False}
-    g["8"] = {"class_type": "SoluneTiledSampler", "inputs": {"model": ["1", 0], "seed": 3, "steps": 3, "cfg": 4.0,
-                                                          "sampler_name": "euler", "scheduler": "normal", "positive": ["3", 0],
-                                                          "negative": ["4", 0], "latent_image": ["7", 0], "denoise": 0.6, **whole}}
+    g["8"] = {
+        "class_type": "SoluneTiledSampler",
+        "inputs": {
+            "model": ["1", 0],
+            "seed": 3,
+            "steps": 3,
+            "cfg": 4.0,
+            "sampler_name": "euler",
+            "scheduler": "normal",
+            "positive": ["3", 0],
+            "negative": ["4", 0],
+            "latent_image": ["7", 0],
+            "denoise": 0.6,
+            **whole,
+        },
+    }
     g["9"] = ksampler(["1", 0], ["7", 0], sampler="euler")
     g["10"] = {"class_type": "SaveLatent", "inputs": {"samples": ["8", 0], "filename_prefix": "tiled_one"}}
     g["11"] = {"class_type": "SaveLatent", "inputs": {"samples": ["9", 0], "filename_prefix": "stock"}}
-    g["12"] = {"class_type": "SoluneTileMap", "inputs": {"latent": ["7", 0], **{k: v for k, v in TILING.items() if k not in ("mode", "tiled_model", "tile_batch_size")}}}
+    g["12"] = {
+        "class_type": "SoluneTileMap",
+        "inputs": {
+            "latent": ["7", 0],
+            **{k: v for k, v in TILING.items() if k not in ("mode", "tiled_model", "tile_batch_size")},
+        },
+    }
     g["13"] = {"class_type": "PreviewImage", "inputs": {"images": ["12", 0]}}
     hist = comfy_server.run_prompt(g)
     assert hist["status"]["status_str"] == "success", hist["status"]
@@ -68,7 +127,10 @@ def test_tiled_sampler_at_scale_one_equals_the_stock_ksampler_through_the_api(co
 def test_a_bad_combo_value_is_refused_with_http_400(comfy_server):
     g = base_graph()
     del g["20"]  # the only output is the one behind the bad node, so the whole prompt is refused
-    g["8"] = {"class_type": "SoluneTiledImg2Img", "inputs": {"model": ["1", 0], "latent": ["7", 0], **TILING, "layout": "spiral"}}
+    g["8"] = {
+        "class_type": "SoluneTiledImg2Img",
+        "inputs": {"model": ["1", 0], "latent": ["7", 0], **TILING, "layout": "spiral"},
+    }
     g["9"] = ksampler(["8", 0], ["7", 0])
     g["10"] = {"class_type": "SaveLatent", "inputs": {"samples": ["9", 0], "filename_prefix": "bad"}}
     with pytest.raises(PromptRejected) as err:

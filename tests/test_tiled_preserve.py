@@ -25,14 +25,16 @@ def schedule(obj, steps, denoise=1.0):
         table = obj.sigmas.double()
         idx = torch.linspace(len(table) - 1, 0, total).round().long()
         s = torch.cat([table[idx], torch.zeros(1, dtype=torch.float64)])
-    return s[-(steps + 1):].to(torch.float32)
+    return s[-(steps + 1) :].to(torch.float32)
 
 
 def denoiser(obj):
     """x0 = the exact posterior mean (pointwise per pixel, like ComfyUI's x0 from any model)."""
+
     def f(x, sigma):
         A, B = obj.coefficients(sigma.to(torch.float64), x.ndim, x.to(torch.float64))
         return DATA.posterior_mean(x.to(torch.float64), A, B).to(x.dtype)
+
     return f
 
 
@@ -48,7 +50,11 @@ def euler_ancestral(model, x, sigmas, gen):
     for i in range(len(sigmas) - 1):
         s = sigmas[i] * torch.ones(x.shape[0])
         denoised = model(x, s)
-        up = min(float(sigmas[i + 1]), (float(sigmas[i + 1]) ** 2 * (float(sigmas[i]) ** 2 - float(sigmas[i + 1]) ** 2) / float(sigmas[i]) ** 2) ** 0.5)
+        up = min(
+            float(sigmas[i + 1]),
+            (float(sigmas[i + 1]) ** 2 * (float(sigmas[i]) ** 2 - float(sigmas[i + 1]) ** 2) / float(sigmas[i]) ** 2)
+            ** 0.5,
+        )
         down = (float(sigmas[i + 1]) ** 2 - up**2) ** 0.5
         x = x + (x - denoised) / sigmas[i] * (down - sigmas[i])
         if sigmas[i + 1] > 0:
@@ -83,15 +89,19 @@ def run(obj, x0_orig, noise, sigmas, sampler, state=None):
     if state is None:
         model = f
     else:
+
         def model(x, sigma):
             return state.blend(f(state.hold_input(x, sigma), sigma), sigma)
+
     x = obj.noise_scaling(sigmas[0], noise, x0_orig)
     out = obj.inverse_noise_scaling(sigmas[-1], SAMPLERS[sampler](model, x, sigmas))
     return out if state is None else state.write_back(out)
 
 
 def make_state(obj, x0_orig, scale, mode, sigmas, noise):
-    return PreserveState(x0_orig, scale, mode, sigmas, noise, lambda s, n, x0: obj.noise_scaling(s.view(-1, 1, 1, 1), n, x0))
+    return PreserveState(
+        x0_orig, scale, mode, sigmas, noise, lambda s, n, x0: obj.noise_scaling(s.view(-1, 1, 1, 1), n, x0)
+    )
 
 
 def inputs(h=8, w=8, seed=0):
@@ -132,7 +142,9 @@ def test_blend_is_the_convex_combination_and_exact_at_the_ends():
     torch.testing.assert_close(out, m * a + (1 - m) * b, rtol=0, atol=1e-6)
     assert torch.equal(out[..., 0, :], b[..., 0, :]) and torch.equal(out[..., 1, :], a[..., 1, :])
     assert blend_x0(a, b, torch.ones(6, 6), every=1.0) is a  # the caller knows it from CPU data
-    assert torch.equal(blend_x0(a, b, torch.ones(6, 6)), a) and torch.equal(blend_x0(a, b, torch.zeros(6, 6), every=0.0), b)
+    assert torch.equal(blend_x0(a, b, torch.ones(6, 6)), a) and torch.equal(
+        blend_x0(a, b, torch.zeros(6, 6), every=0.0), b
+    )
 
 
 def test_blend_velocity_is_the_weighted_model_and_preserve_velocities():
@@ -152,14 +164,19 @@ def test_mixed_scales_keep_zero_tiles_and_let_one_tiles_follow_the_model(predict
     sampled = torch.randn(1, 4, 16, 24, generator=torch.Generator().manual_seed(9))  # another latent of the same size
     mask = torch.zeros(16, 24)
     mask[:, 12:] = 1.0
-    settings = TileSettings(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", tile_width=96, tile_height=128,
-                            overlap=16)
+    settings = TileSettings(
+        min_denoise=0.0, max_denoise=1.0, scale_mode="mask", tile_width=96, tile_height=128, overlap=16
+    )
     plan = make_plan(16, 24, settings, denoise_mask=mask)
     sigmas = schedule(obj, 4, 0.6)
     state = make_state(obj, x0_orig, plan.scale_map, mode, sigmas, noise)
     f = denoiser(obj)
     x = obj.noise_scaling(sigmas[0], noise, sampled)
-    out = state.write_back(obj.inverse_noise_scaling(sigmas[-1], euler(lambda x, s: state.blend(f(state.hold_input(x, s), s), s), x, sigmas)))
+    out = state.write_back(
+        obj.inverse_noise_scaling(
+            sigmas[-1], euler(lambda x, s: state.blend(f(state.hold_input(x, s), s), s), x, sigmas)
+        )
+    )
     stock = obj.inverse_noise_scaling(sigmas[-1], euler(f, x, sigmas))
     zero, one = plan.scale_map == 0, plan.scale_map == 1
     assert zero[:, :4].all() and one[:, -4:].all()  # outside the feather band

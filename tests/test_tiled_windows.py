@@ -69,11 +69,14 @@ def l_shape(h, w, y, x):
     return m
 
 
-@pytest.mark.parametrize("active", [
-    l_shape(128, 128, 64, 64),
-    l_shape(96, 80, 20, 50),
-    torch.rand(64, 72, generator=torch.Generator().manual_seed(0)) > 0.97,  # scattered pixels
-])
+@pytest.mark.parametrize(
+    "active",
+    [
+        l_shape(128, 128, 64, 64),
+        l_shape(96, 80, 20, 50),
+        torch.rand(64, 72, generator=torch.Generator().manual_seed(0)) > 0.97,  # scattered pixels
+    ],
+)
 @pytest.mark.parametrize("max_side,overlap,align", [(96, 8, 1), (32, 8, 1), (40, 8, 2)])
 def test_windows_cover_the_grown_region_within_the_tile_size(active, max_side, overlap, align):
     margin = overlap
@@ -119,8 +122,18 @@ def masks():
 @pytest.mark.parametrize("tile,align", [(128, 1), (96, 2), (256, 1)])
 @pytest.mark.parametrize("chunks", [1, 2])
 def test_window_evaluation_of_a_pointwise_denoiser_equals_whole_image_where_active(name, tile, align, chunks):
-    plan = plan_of(40, 56, min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=masks()[name],
-                     tile_width=tile, tile_height=tile, overlap=24, align=align)
+    plan = plan_of(
+        40,
+        56,
+        min_denoise=0.0,
+        max_denoise=1.0,
+        scale_mode="mask",
+        denoise_mask=masks()[name],
+        tile_width=tile,
+        tile_height=tile,
+        overlap=24,
+        align=align,
+    )
     active = plan.scale_map > 0
     ws = window_set(plan.layout, plan.weights, active, plan.overlap, *plan.max_window, plan.overlap)
     total = torch.zeros(40, 56)
@@ -142,8 +155,17 @@ def test_window_evaluation_of_a_pointwise_denoiser_equals_whole_image_where_acti
 def test_a_run_evaluates_only_the_active_windows_and_keeps_tiled_equal_to_whole(mode):
     mask = torch.zeros(320, 448)
     mask[:160, :200] = 1.0
-    plan = plan_of(40, 56, min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=mask, tile_width=256,
-                     tile_height=256, overlap=32)
+    plan = plan_of(
+        40,
+        56,
+        min_denoise=0.0,
+        max_denoise=1.0,
+        scale_mode="mask",
+        denoise_mask=mask,
+        tile_width=256,
+        tile_height=256,
+        overlap=32,
+    )
     x0 = torch.randn(1, 4, 40, 56, generator=torch.Generator().manual_seed(2))
     noise = torch.randn(1, 4, 40, 56, generator=torch.Generator().manual_seed(3))
     sigmas = torch.tensor([3.0, 2.0, 1.2, 0.6, 0.0])

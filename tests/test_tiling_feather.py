@@ -31,12 +31,16 @@ def _random_layouts(n: int, seed: int = 0) -> list[TileLayout]:
             ov = rng.choice([0, 8, 16, 40])
             minimum = max(2, math.ceil(math.ceil(ov / 8) / align) + 1) * align * 8
             layouts.append(
-                grid_layout(h, w, rng.randint(minimum, minimum + 240), rng.randint(minimum, minimum + 240), ov, align=align)
+                grid_layout(
+                    h, w, rng.randint(minimum, minimum + 240), rng.randint(minimum, minimum + 240), ov, align=align
+                )
             )
         else:
             g = torch.Generator().manual_seed(rng.randint(0, 10**6))
             content = torch.randn(2, h, w, generator=g) * torch.rand(1, h, 1, generator=g) ** 3
-            layouts.append(quadtree_layout(content, 32, 256, rng.uniform(0.0, 0.5), align=align, overlap=rng.choice([0, 8, 24])))
+            layouts.append(
+                quadtree_layout(content, 32, 256, rng.uniform(0.0, 0.5), align=align, overlap=rng.choice([0, 8, 24]))
+            )
     return layouts
 
 
@@ -72,8 +76,9 @@ def test_pointwise_function_tile_by_tile_equals_whole_image(falloff):
             x = torch.randn(2, 3, layout.latent_h, layout.latent_w, generator=g, dtype=torch.float64).to(dtype)
             weights = tile_weights(layout, falloff, dtype)
             # the run's own path: batches of equal size (3 at most), cropped, evaluated and feathered
-            blended = evaluate_tiled(lambda tiles, _: f(tiles), x, layout, weights, [True] * len(layout),
-                                     torch.zeros(()), 3)
+            blended = evaluate_tiled(
+                lambda tiles, _: f(tiles), x, layout, weights, [True] * len(layout), torch.zeros(()), 3
+            )
             assert blended.dtype == dtype
             assert (blended - f(x)).abs().max() <= tol
 
@@ -104,7 +109,9 @@ def test_gaussian_crossfade_golden_values():
     def g(t: float) -> float:
         return math.exp(-0.5 * ((1 - t) / 0.3) ** 2)
 
-    want = torch.tensor([g((k + 0.5) / 4) / (g((k + 0.5) / 4) + g(1 - (k + 0.5) / 4)) for k in range(4)], dtype=torch.float64)
+    want = torch.tensor(
+        [g((k + 0.5) / 4) / (g((k + 0.5) / 4) + g(1 - (k + 0.5) / 4)) for k in range(4)], dtype=torch.float64
+    )
     assert torch.allclose(w1[1, :4], want, rtol=0, atol=1e-15)
     assert (w1[:, :4].diff(dim=1) > 0).all()  # rises monotonically across the band
 

@@ -73,9 +73,12 @@ def test_grid_known_layout():
     # width 96 -> 2 tiles at 0 and 32 (overlap 32 >= 8).
     layout = grid_layout(128, 96, 512, 512, 64)
     assert [(t.y0, t.x0, t.h, t.w) for t in layout] == [
-        (0, 0, 64, 64), (0, 32, 64, 64),
-        (32, 0, 64, 64), (32, 32, 64, 64),
-        (64, 0, 64, 64), (64, 32, 64, 64),
+        (0, 0, 64, 64),
+        (0, 32, 64, 64),
+        (32, 0, 64, 64),
+        (32, 32, 64, 64),
+        (64, 0, 64, 64),
+        (64, 32, 64, 64),
     ]
 
 
@@ -137,7 +140,9 @@ def test_layout_rejects_tiles_outside_or_uncovered_pixels():
 
 
 def test_layout_batches_group_equal_sizes_in_order():
-    layout = TileLayout(8, 12, (Tile(0, 0, 4, 4), Tile(0, 4, 4, 8), Tile(4, 0, 4, 4), Tile(4, 4, 4, 4), Tile(4, 8, 4, 4)))
+    layout = TileLayout(
+        8, 12, (Tile(0, 0, 4, 4), Tile(0, 4, 4, 8), Tile(4, 0, 4, 4), Tile(4, 4, 4, 4), Tile(4, 8, 4, 4))
+    )
     every = [True] * len(layout)
     assert active_batches(layout, every, 2) == [[0, 2], [3, 4], [1]]
     assert active_batches(layout, every, 10) == [[0, 2, 3, 4], [1]]

@@ -116,8 +116,12 @@ def test_from_mask_latent_size_and_batch_mean():
 @pytest.mark.parametrize(
     "mask, lo, hi, pattern",
     [
-        (torch.zeros(2, 2, 16, 16), 0.0, 1.0,
-         r"denoise_mask must be a non-empty MASK \[H, W\] or \[B, H, W\]; got \(2, 2, 16, 16\)"),
+        (
+            torch.zeros(2, 2, 16, 16),
+            0.0,
+            1.0,
+            r"denoise_mask must be a non-empty MASK \[H, W\] or \[B, H, W\]; got \(2, 2, 16, 16\)",
+        ),
         (torch.full((16, 16), float("nan")), 0.0, 1.0, r"denoise_mask must hold only finite values; got 256 NaN"),
         (torch.full((16, 16), 2.0), 0.0, 1.0, r"denoise_mask must hold values in \[0, 1\].*; got values in \[2, 2\]"),
         (torch.zeros(16, 16), 0.8, 0.2, r"min_denoise must be <= max_denoise \(0.2\); got 0.8"),

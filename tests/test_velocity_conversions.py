@@ -112,7 +112,9 @@ def test_noise_scaling_follows_comfyui_semantics():
     s = torch.tensor(3.0, dtype=torch.float64)
     for obj in (Epsilon(), SolV()):
         torch.testing.assert_close(obj.noise_scaling(s, noise, latent), latent + 3.0 * noise)
-        torch.testing.assert_close(obj.noise_scaling(s, noise, latent, max_denoise=True), latent + math.sqrt(10.0) * noise)
+        torch.testing.assert_close(
+            obj.noise_scaling(s, noise, latent, max_denoise=True), latent + math.sqrt(10.0) * noise
+        )
         assert obj.inverse_noise_scaling(s, latent) is latent
     flow = LuneFlow()
     t = torch.tensor(0.25, dtype=torch.float64)

@@ -20,7 +20,9 @@ def test_ddpm_state_becomes_the_flow_state_of_the_same_x0_and_noise():
     torch.testing.assert_close(sigma_back, sigma, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("src,dst", [(Epsilon(), LuneFlow()), (SolV(), LuneFlow()), (LuneFlow(), SolV()), (SolV(), Epsilon())])
+@pytest.mark.parametrize(
+    "src,dst", [(Epsilon(), LuneFlow()), (SolV(), LuneFlow()), (LuneFlow(), SolV()), (SolV(), Epsilon())]
+)
 def test_each_object_reads_the_same_x0_from_a_converted_state(src, dst):
     x0, eps = torch.randn(1, 4, 5, 5, dtype=torch.float64), torch.randn(1, 4, 5, 5, dtype=torch.float64)
     sigma = torch.tensor(0.6 if src.frame == "flow" else 2.5, dtype=torch.float64)

@@ -3,8 +3,8 @@ parameterisation, with an error that shrinks as the number of steps grows."""
 
 import pytest
 import torch
-
 from analytic import GaussianData, native_model
+
 from solune.velocity import Epsilon, LuneFlow, SolV, flow_shift
 
 DATA = GaussianData(mu=[0.5, -1.0, 2.0, 0.0], std=[1.0, 0.5, 0.25, 2.0])
@@ -31,7 +31,11 @@ def euler(obj, z, steps):
     return x
 
 
-@pytest.mark.parametrize("obj", [Epsilon(), SolV(), LuneFlow(shift=2.0), LuneFlow(shift=1.0)], ids=lambda o: f"{o.prediction}-{getattr(o, 'shift', '')}")
+@pytest.mark.parametrize(
+    "obj",
+    [Epsilon(), SolV(), LuneFlow(shift=2.0), LuneFlow(shift=1.0)],
+    ids=lambda o: f"{o.prediction}-{getattr(o, 'shift', '')}",
+)
 def test_euler_reaches_the_data_distribution(obj):
     gen = torch.Generator().manual_seed(1)
     z = torch.randn(256, 4, 4, 4, generator=gen, dtype=torch.float64)

@@ -64,7 +64,9 @@ def test_zero_terminal_snr_rescale_pins_the_ends():
     slope = (y[0] - y[-1]) / (x[0] - x[-1])
     torch.testing.assert_close(y, y[0] + slope * (x - x[0]), rtol=0, atol=1e-12)
     obj = Epsilon(zero_terminal_snr=True)
-    assert obj.sigma_max.item() == pytest.approx(math.sqrt((1 - ZSNR_LAST_ALPHA_CUMPROD) / ZSNR_LAST_ALPHA_CUMPROD), rel=1e-6)
+    assert obj.sigma_max.item() == pytest.approx(
+        math.sqrt((1 - ZSNR_LAST_ALPHA_CUMPROD) / ZSNR_LAST_ALPHA_CUMPROD), rel=1e-6
+    )
     assert obj.sigma_max.item() > 4000
 
 

@@ -47,9 +47,9 @@ def pair() -> tuple[WebSocket, socket.socket]:
 
 def test_fragmented_text_with_interleaved_ping_is_reassembled_and_answered():
     ws, server = pair()
-    first = bytes([0x01, 3]) + b"{\"a"  # text, not final
+    first = bytes([0x01, 3]) + b'{"a'  # text, not final
     ping = encode_frame(OP_PING, b"p")
-    last = bytes([0x80 | OP_CONT, 4]) + b"\":1}"
+    last = bytes([0x80 | OP_CONT, 4]) + b'":1}'
     server.sendall(encode_frame(OP_BINARY, b"\x00preview") + first + ping + last)
     assert ws.recv(timeout=1) == '{"a":1}'
     fin, opcode, payload, _ = decode_frame(server.recv(64))

@@ -27,13 +27,19 @@ def save_latent(g: UIGraph, node_id: int = 9) -> None:
     g.add(node_id, "SaveLatent", ["latents/test"], inputs=[("samples", "LATENT")])
 
 
-EMPTY_LATENT = {"class_type": "EmptyLatentImage", "_meta": {"title": "Empty Latent Image"},
-                "inputs": {"width": 64, "height": 64, "batch_size": 1}}
+EMPTY_LATENT = {
+    "class_type": "EmptyLatentImage",
+    "_meta": {"title": "Empty Latent Image"},
+    "inputs": {"width": 64, "height": 64, "batch_size": 1},
+}
 
 
 def saved_from(source: list) -> dict:
-    return {"class_type": "SaveLatent", "_meta": {"title": "SaveLatent"},
-            "inputs": {"filename_prefix": "latents/test", "samples": source}}
+    return {
+        "class_type": "SaveLatent",
+        "_meta": {"title": "SaveLatent"},
+        "inputs": {"filename_prefix": "latents/test", "samples": source},
+    }
 
 
 # --- widgets_values line up with input_order -------------------------------------------------
@@ -73,8 +79,13 @@ def test_float_seed_extra_value_is_resolved_by_count(values):
 def test_combo_control_and_optional_widgets_follow_required_ones():
     g = UIGraph()
     latent_source(g)
-    g.add(2, "ComboControlNode", ["b", "randomize", "hello", 2.0, True],
-          inputs=[("latent", "LATENT"), ("image", "IMAGE"), ("count", "INT")], outputs=[("LATENT", "LATENT")])
+    g.add(
+        2,
+        "ComboControlNode",
+        ["b", "randomize", "hello", 2.0, True],
+        inputs=[("latent", "LATENT"), ("image", "IMAGE"), ("count", "INT")],
+        outputs=[("LATENT", "LATENT")],
+    )
     g.connect(1, 0, 2, "latent")
     assert convert(g)["2"]["inputs"] == {"latent": ["1", 0], "mode": "b", "label": "hello", "scale": 2.0, "flag": True}
 
@@ -88,8 +99,12 @@ def test_upload_button_value_is_optional(values):
 
 def test_dict_widgets_values_are_matched_by_name():
     g = UIGraph()
-    g.add(1, "EmptyLatentImage", {"batch_size": 2, "height": 128, "width": 256, "videopreview": {}},
-          outputs=[("LATENT", "LATENT")])
+    g.add(
+        1,
+        "EmptyLatentImage",
+        {"batch_size": 2, "height": 128, "width": 256, "videopreview": {}},
+        outputs=[("LATENT", "LATENT")],
+    )
     assert convert(g)["1"]["inputs"] == {"width": 256, "height": 128, "batch_size": 2}
 
 
@@ -103,8 +118,13 @@ def test_title_becomes_meta_title_and_defaults_to_the_display_name():
     assert api["4"]["_meta"] == {"title": "Load Checkpoint"}
     g = UIGraph()
     g.add(1, "EmptyLatentImage", [64, 64, 1], outputs=[("LATENT", "LATENT")])
-    g.add(2, "LatentConcat", ["x"], inputs=[("samples1", "LATENT"), ("samples2", "LATENT")],
-          outputs=[("LATENT", "LATENT")])
+    g.add(
+        2,
+        "LatentConcat",
+        ["x"],
+        inputs=[("samples1", "LATENT"), ("samples2", "LATENT")],
+        outputs=[("LATENT", "LATENT")],
+    )
     save_latent(g)
     g.connect(1, 0, 2, "samples1")
     g.connect(1, 0, 2, "samples2")
@@ -130,8 +150,11 @@ def test_converted_widget_takes_its_link_but_keeps_its_slot():
     api = convert(g)
     expected = copy.deepcopy(TXT2IMG_API)
     expected["3"]["inputs"]["cfg"] = ["12", 0]
-    expected["12"] = {"class_type": "FloatSeedNode", "_meta": {"title": "Float Seed Node"},
-                      "inputs": {"seed": 0.0, "amount": 1}}
+    expected["12"] = {
+        "class_type": "FloatSeedNode",
+        "_meta": {"title": "Float Seed Node"},
+        "inputs": {"seed": 0.0, "amount": 1},
+    }
     assert api == expected
 
 
@@ -144,16 +167,24 @@ def test_unlinked_widget_socket_uses_widget_value():
 def test_primitive_node_value_feeds_every_target():
     g = UIGraph()
     g.add(10, "PrimitiveNode", [96, "fixed"], outputs=[("INT", "INT")], title="Size")
-    g.add(1, "EmptyLatentImage", [64, 64, 1], inputs=[("width", "INT", "widget"), ("height", "INT", "widget")],
-          outputs=[("LATENT", "LATENT")])
+    g.add(
+        1,
+        "EmptyLatentImage",
+        [64, 64, 1],
+        inputs=[("width", "INT", "widget"), ("height", "INT", "widget")],
+        outputs=[("LATENT", "LATENT")],
+    )
     save_latent(g)
     g.connect(10, 0, 1, "width")
     g.connect(10, 0, 1, "height")
     g.connect(1, 0, 9, "samples")
     api = convert(g)
     assert api == {
-        "1": {"class_type": "EmptyLatentImage", "_meta": {"title": "Empty Latent Image"},
-              "inputs": {"width": 96, "height": 96, "batch_size": 1}},
+        "1": {
+            "class_type": "EmptyLatentImage",
+            "_meta": {"title": "Empty Latent Image"},
+            "inputs": {"width": 96, "height": 96, "batch_size": 1},
+        },
         "9": saved_from(["1", 0]),
     }
 
@@ -184,8 +215,10 @@ def test_primitive_through_reroute_reaches_converted_widget():
 
 def test_links_in_object_form_are_accepted():
     data = txt2img_graph().to_json()
-    data["links"] = [{"id": l[0], "origin_id": l[1], "origin_slot": l[2], "target_id": l[3], "target_slot": l[4],
-                      "type": l[5]} for l in data["links"]]
+    data["links"] = [
+        {"id": l[0], "origin_id": l[1], "origin_slot": l[2], "target_id": l[3], "target_slot": l[4], "type": l[5]}
+        for l in data["links"]
+    ]
     assert convert(data) == TXT2IMG_API
 
 
@@ -196,11 +229,23 @@ def upscale_chain(modes: dict[int, int]) -> UIGraph:
     """1 EmptyLatentImage → 2 LatentUpscale → 30 Reroute → 3 LatentUpscaleBy → 9 SaveLatent."""
     g = UIGraph()
     latent_source(g)
-    g.add(2, "LatentUpscale", ["nearest-exact", 128, 128, "disabled"], inputs=[("samples", "LATENT")],
-          outputs=[("LATENT", "LATENT")], mode=modes.get(2, 0))
+    g.add(
+        2,
+        "LatentUpscale",
+        ["nearest-exact", 128, 128, "disabled"],
+        inputs=[("samples", "LATENT")],
+        outputs=[("LATENT", "LATENT")],
+        mode=modes.get(2, 0),
+    )
     g.reroute(30)
-    g.add(3, "LatentUpscaleBy", ["bilinear", 2.0], inputs=[("samples", "LATENT")],
-          outputs=[("LATENT", "LATENT")], mode=modes.get(3, 0))
+    g.add(
+        3,
+        "LatentUpscaleBy",
+        ["bilinear", 2.0],
+        inputs=[("samples", "LATENT")],
+        outputs=[("LATENT", "LATENT")],
+        mode=modes.get(3, 0),
+    )
     save_latent(g)
     g.connect(1, 0, 2, "samples")
     g.connect(2, 0, 30, "")
@@ -209,9 +254,11 @@ def upscale_chain(modes: dict[int, int]) -> UIGraph:
     return g
 
 
-UPSCALE = {"class_type": "LatentUpscale", "_meta": {"title": "Upscale Latent"},
-           "inputs": {"upscale_method": "nearest-exact", "width": 128, "height": 128, "crop": "disabled",
-                      "samples": ["1", 0]}}
+UPSCALE = {
+    "class_type": "LatentUpscale",
+    "_meta": {"title": "Upscale Latent"},
+    "inputs": {"upscale_method": "nearest-exact", "width": 128, "height": 128, "crop": "disabled", "samples": ["1", 0]},
+}
 
 
 def test_bypassed_node_passes_its_matching_input_through():
@@ -228,8 +275,9 @@ def test_bypass_prefers_the_input_with_the_same_slot_index():
     g = UIGraph()
     latent_source(g, 1)
     latent_source(g, 2)
-    g.add(5, "LatentPair", inputs=[("a", "LATENT"), ("b", "LATENT")],
-          outputs=[("A", "LATENT"), ("B", "LATENT")], mode=4)
+    g.add(
+        5, "LatentPair", inputs=[("a", "LATENT"), ("b", "LATENT")], outputs=[("A", "LATENT"), ("B", "LATENT")], mode=4
+    )
     save_latent(g, 8)
     save_latent(g, 9)
     g.connect(1, 0, 5, "a")
@@ -245,8 +293,13 @@ def test_bypass_prefers_the_input_with_the_same_slot_index():
 def test_muted_node_is_removed_and_converted_widget_falls_back_to_its_value():
     g = UIGraph()
     g.add(10, "FloatSeedNode", [0.0, 1], outputs=[("FLOAT", "FLOAT")], mode=2)
-    g.add(2, "LatentUpscaleBy", ["bilinear", 2.0], inputs=[("samples", "LATENT"), ("scale_by", "FLOAT", "widget")],
-          outputs=[("LATENT", "LATENT")])
+    g.add(
+        2,
+        "LatentUpscaleBy",
+        ["bilinear", 2.0],
+        inputs=[("samples", "LATENT"), ("scale_by", "FLOAT", "widget")],
+        outputs=[("LATENT", "LATENT")],
+    )
     latent_source(g)
     save_latent(g)
     g.connect(10, 0, 2, "scale_by")
@@ -271,8 +324,11 @@ def test_muted_source_of_a_required_input_is_reported():
 def test_bypassed_node_without_matching_input_disconnects():
     g = txt2img_graph()
     g.node(8)["mode"] = 4  # VAEDecode: IMAGE out, LATENT and VAE in
-    with pytest.raises(WorkflowError, match=r"node 9 \(SaveImage\): required input 'images' is missing: .*"
-                                            r"node 8 \(VAEDecode\) is bypassed and has no connected IMAGE input"):
+    with pytest.raises(
+        WorkflowError,
+        match=r"node 9 \(SaveImage\): required input 'images' is missing: .*"
+        r"node 8 \(VAEDecode\) is bypassed and has no connected IMAGE input",
+    ):
         convert(g)
 
 
@@ -290,7 +346,9 @@ def test_muted_output_branch_is_dropped_without_error():
 def test_unknown_node_type_names_id_type_and_title():
     g = txt2img_graph()
     g.add(15, "FancyUpscaler", [2], title="Make it big")
-    with pytest.raises(WorkflowError, match=r"node 15 'Make it big' \(FancyUpscaler\): unknown node type 'FancyUpscaler'"):
+    with pytest.raises(
+        WorkflowError, match=r"node 15 'Make it big' \(FancyUpscaler\): unknown node type 'FancyUpscaler'"
+    ):
         convert(g)
 
 
@@ -325,7 +383,9 @@ def test_too_few_widget_values_report_expected_and_found():
 def test_too_many_widget_values_are_a_mismatch():
     g = txt2img_graph()
     g.node(5)["widgets_values"] = [512, 768, 1, 4]
-    with pytest.raises(WorkflowError, match=r"node 5 \(EmptyLatentImage\): widget count mismatch: expected 3 .* found 4"):
+    with pytest.raises(
+        WorkflowError, match=r"node 5 \(EmptyLatentImage\): widget count mismatch: expected 3 .* found 4"
+    ):
         convert(g)
 
 
@@ -350,9 +410,20 @@ def test_dict_widgets_values_missing_a_required_widget_is_reported():
         convert(g)
 
 
-@pytest.mark.parametrize("data", [
-    [], {}, {"nodes": []}, {"links": []}, {"3": {"inputs": {}}}, {"prompt": {"3": {"inputs": {}}}}, "text", 42,
-], ids=["list", "empty-object", "nodes-only", "links-only", "api-without-class-type", "wrapped", "string", "number"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        [],
+        {},
+        {"nodes": []},
+        {"links": []},
+        {"3": {"inputs": {}}},
+        {"prompt": {"3": {"inputs": {}}}},
+        "text",
+        42,
+    ],
+    ids=["list", "empty-object", "nodes-only", "links-only", "api-without-class-type", "wrapped", "string", "number"],
+)
 def test_json_in_neither_format_is_rejected(data):
     with pytest.raises(WorkflowError, match="API format|empty object"):
         detect_format(data)

@@ -12,17 +12,21 @@ from solune.workflow import WorkflowError, apply_overrides, parse_override
 OBJECT_INFO = load_object_info()
 
 
-@pytest.mark.parametrize("text, node, name, value", [
-    ("3.steps=30", "3", "steps", 30),
-    ("3.cfg=6.5", "3", "cfg", 6.5),
-    ("3.sampler_name=euler_ancestral", "3", "sampler_name", "euler_ancestral"),
-    ('6.text="42"', "6", "text", "42"),
-    ("6.text=a cat = a dog", "6", "text", "a cat = a dog"),
-    ("v1.5 Loader.ckpt_name=x.safetensors", "v1.5 Loader", "ckpt_name", "x.safetensors"),
-    ("9.flag=true", "9", "flag", True),
-    ('8.samples=["3", 0]', "8", "samples", ["3", 0]),
-    ("6.text=", "6", "text", ""),
-], ids=["int", "float", "plain-string", "json-string", "equals-in-value", "dotted-title", "bool", "link", "empty"])
+@pytest.mark.parametrize(
+    "text, node, name, value",
+    [
+        ("3.steps=30", "3", "steps", 30),
+        ("3.cfg=6.5", "3", "cfg", 6.5),
+        ("3.sampler_name=euler_ancestral", "3", "sampler_name", "euler_ancestral"),
+        ('6.text="42"', "6", "text", "42"),
+        ("6.text=a cat = a dog", "6", "text", "a cat = a dog"),
+        ("v1.5 Loader.ckpt_name=x.safetensors", "v1.5 Loader", "ckpt_name", "x.safetensors"),
+        ("9.flag=true", "9", "flag", True),
+        ('8.samples=["3", 0]', "8", "samples", ["3", 0]),
+        ("6.text=", "6", "text", ""),
+    ],
+    ids=["int", "float", "plain-string", "json-string", "equals-in-value", "dotted-title", "bool", "link", "empty"],
+)
 def test_override_splits_on_last_dot_before_equals_and_parses_json(text, node, name, value):
     override = parse_override(text)
     assert (override.node, override.input, override.value) == (node, name, value)
@@ -72,7 +76,9 @@ def test_unknown_node_is_reported_with_the_nodes_available():
 
 
 def test_unknown_input_is_reported_with_the_class_inputs():
-    with pytest.raises(WorkflowError, match=r"node 3 \(KSampler\) has no input 'step'; its inputs are: model, seed, steps"):
+    with pytest.raises(
+        WorkflowError, match=r"node 3 \(KSampler\) has no input 'step'; its inputs are: model, seed, steps"
+    ):
         apply_overrides(api(), [parse_override("3.step=3")], OBJECT_INFO)
 
 
@@ -87,7 +93,9 @@ def test_overrides_apply_in_order():
 
 
 def test_untitled_api_node_is_found_by_class_type_when_unique():
-    prompt = {"1": {"class_type": "EmptyLatentImage", "inputs": {"width": 64}},
-              "2": {"class_type": "SaveLatent", "inputs": {}}}
+    prompt = {
+        "1": {"class_type": "EmptyLatentImage", "inputs": {"width": 64}},
+        "2": {"class_type": "SaveLatent", "inputs": {}},
+    }
     apply_overrides(prompt, [parse_override("EmptyLatentImage.width=128")], OBJECT_INFO)
     assert prompt["1"]["inputs"]["width"] == 128

@@ -61,8 +61,12 @@ def standin_model(prediction="epsilon", channels=4, pointwise=False, seed=0, pat
     if patch_size is not None:
         base.diffusion_model.patch_size = patch_size
     base.eval()
-    patcher = comfy.model_patcher.ModelPatcher(base, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
-    return SolunePredictionType.execute(model=patcher, prediction=prediction, shift=2.0, zero_terminal_snr=False).result[0]
+    patcher = comfy.model_patcher.ModelPatcher(
+        base, load_device=torch.device("cpu"), offload_device=torch.device("cpu")
+    )
+    return SolunePredictionType.execute(
+        model=patcher, prediction=prediction, shift=2.0, zero_terminal_snr=False
+    ).result[0]
 
 
 def tiled_patch(model, latent, **kw):

@@ -17,7 +17,19 @@ from .resize import check_mask, image_to_latent_size, mask_to_latent_size
 from .scales import scales_by_area, scales_from_mask, uniform_scales
 
 __all__ = [
-    "CRITERIA", "FALLOFFS", "Tile", "TileLayout", "blend_map", "check_mask", "grid_layout", "image_to_latent_size",
-    "mask_to_latent_size", "quadtree_layout", "scales_by_area", "scales_from_mask", "tile_weights", "tile_windows",
+    "CRITERIA",
+    "FALLOFFS",
+    "Tile",
+    "TileLayout",
+    "blend_map",
+    "check_mask",
+    "grid_layout",
+    "image_to_latent_size",
+    "mask_to_latent_size",
+    "quadtree_layout",
+    "scales_by_area",
+    "scales_from_mask",
+    "tile_weights",
+    "tile_windows",
     "uniform_scales",
 ]

@@ -91,9 +91,7 @@ class TileLayout:
         if self.cores is not None:
             object.__setattr__(self, "cores", tuple(self.cores))
             if len(self.cores) != len(self.tiles):
-                raise ValueError(
-                    f"cores must hold one Tile per tile ({len(self.tiles)}); got {len(self.cores)}"
-                )
+                raise ValueError(f"cores must hold one Tile per tile ({len(self.tiles)}); got {len(self.cores)}")
             for i, (core, tile) in enumerate(zip(self.cores, self.tiles)):
                 self._check_inside(f"cores[{i}]", core)
                 if not (tile.y0 <= core.y0 and core.y1 <= tile.y1 and tile.x0 <= core.x0 and core.x1 <= tile.x1):
@@ -223,7 +221,9 @@ def grid_layout(
             if size > length:
                 logger.info(
                     "%s=%d px exceeds the latent (%d px); clamping the tile to the image",
-                    name, pixels, length * downscale,
+                    name,
+                    pixels,
+                    length * downscale,
                 )
             axes.append([(0, length)])
             continue

@@ -82,13 +82,20 @@ def _warn_about(mask: torch.Tensor, latent_h: int, latent_w: int, downscale: int
         log.warning(
             "%s of %d×%d px has another aspect ratio than the image (%d×%d px); it is stretched to the latent "
             "(%d×%d) as ComfyUI stretches masks",
-            name, w, h, latent_w * downscale, latent_h * downscale, latent_w, latent_h,
+            name,
+            w,
+            h,
+            latent_w * downscale,
+            latent_h * downscale,
+            latent_w,
+            latent_h,
         )
     if not bool(mask.any()):
         log.warning(
             "%s is all zero (LoadImage returns a 64×64 all-zero mask for a picture without alpha): it is used as it "
             "is, so every pixel gets min_denoise — at min_denoise 0 the whole image keeps the original; paint the "
-            "area to change in the mask editor", name,
+            "area to change in the mask editor",
+            name,
         )
 
 

@@ -54,6 +54,7 @@ def main() -> int:
     if comfy is None:
         raise SystemExit(why)
     from comfy_sampling_helpers import ksample
+
     from solune.nodes.tile_map import SoluneTileMap
     from solune.nodes.tiled_img2img import SoluneTiledImg2Img
 
@@ -62,27 +63,64 @@ def main() -> int:
     image = synthetic_image()
     latent = torch.nn.functional.avg_pool2d(image.permute(0, 3, 1, 2), 8)
     latent = torch.cat([latent, latent.mean(1, keepdim=True)], 1) * 4 - 2  # a pseudo-latent that looks like the image
-    settings = dict(min_denoise=0.0, max_denoise=0.8, layout="quadtree", scale_mode="by_area", tile_width=512,
-                    tile_height=512, overlap=16, falloff="cosine", min_tile=32, max_tile=128, threshold=0.002,
-                    criterion="variance")
+    settings = dict(
+        min_denoise=0.0,
+        max_denoise=0.8,
+        layout="quadtree",
+        scale_mode="by_area",
+        tile_width=512,
+        tile_height=512,
+        overlap=16,
+        falloff="cosine",
+        min_tile=32,
+        max_tile=128,
+        threshold=0.002,
+        criterion="variance",
+    )
     tile_map, scale = SoluneTileMap.execute(latent={"samples": latent}, image=image, **settings).result
-    strip = torch.cat([image[0], torch.ones(image.shape[1], 8, 3), tile_map[0],
-                       torch.ones(image.shape[1], 8, 3), scale[0][..., None].expand(-1, -1, 3)], 1)
+    strip = torch.cat(
+        [
+            image[0],
+            torch.ones(image.shape[1], 8, 3),
+            tile_map[0],
+            torch.ones(image.shape[1], 8, 3),
+            scale[0][..., None].expand(-1, -1, 3),
+        ],
+        1,
+    )
     to_pil(strip).save(out / "tile_map.png")
 
     model = tiny_sd15_model(seed=0)
-    patched = SoluneTiledImg2Img.execute(model=model, latent={"samples": latent}, image=image, mode="blend",
-                                         tiled_model=True, tile_batch_size=4, **settings).result[0]
+    patched = SoluneTiledImg2Img.execute(
+        model=model,
+        latent={"samples": latent},
+        image=image,
+        mode="blend",
+        tiled_model=True,
+        tile_batch_size=4,
+        **settings,
+    ).result[0]
     after = ksample(patched, latent, sampler="dpmpp_2m", scheduler="karras", steps=12, denoise=1.0)
     kept = scale[0, ::8, ::8] == 0
     err = (after[0][:, kept] - latent[0][:, kept]).abs().max().item()
     assert err <= 1e-5, f"scale-0 pixels must come back unchanged (max error {err})"
     big = lambda t: t.repeat_interleave(8, 0).repeat_interleave(8, 1)  # noqa: E731
     changed = (after - latent).abs().amax(1)[0] > 1e-5
-    pair = torch.cat([big(latent_rgb(latent)), torch.ones(image.shape[1], 8, 3), big(latent_rgb(after)),
-                      torch.ones(image.shape[1], 8, 3), big(changed.float())[..., None].expand(-1, -1, 3)], 1)
+    pair = torch.cat(
+        [
+            big(latent_rgb(latent)),
+            torch.ones(image.shape[1], 8, 3),
+            big(latent_rgb(after)),
+            torch.ones(image.shape[1], 8, 3),
+            big(changed.float())[..., None].expand(-1, -1, 3),
+        ],
+        1,
+    )
     to_pil(pair).save(out / "before_after.png")
-    print(f"wrote {out / 'tile_map.png'} and {out / 'before_after.png'}; {int(kept.sum())} latent pixels kept (max error {err:.1e})")
+    print(
+        f"wrote {out / 'tile_map.png'} and {out / 'before_after.png'}; "
+        f"{int(kept.sum())} latent pixels kept (max error {err:.1e})"
+    )
     return 0
 
 

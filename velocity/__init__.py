@@ -10,7 +10,18 @@ from .prediction import PREDICTION_TYPES, Epsilon, LuneFlow, SolV, VelocityModel
 from .schedule import alphas_cumprod_from_sigmas, check_shift, ddpm_alphas_cumprod, flow_shift
 
 __all__ = [
-    "FRAMES", "PREDICTION_TYPES", "Epsilon", "LuneFlow", "SolV", "VelocityModelSampling", "alphas_cumprod_from_sigmas",
-    "check_shift", "convert_state", "ddpm_alphas_cumprod", "ddpm_sigma_to_flow_t", "flow_shift",
-    "flow_t_to_ddpm_sigma", "make_prediction",
+    "FRAMES",
+    "PREDICTION_TYPES",
+    "Epsilon",
+    "LuneFlow",
+    "SolV",
+    "VelocityModelSampling",
+    "alphas_cumprod_from_sigmas",
+    "check_shift",
+    "convert_state",
+    "ddpm_alphas_cumprod",
+    "ddpm_sigma_to_flow_t",
+    "flow_shift",
+    "flow_t_to_ddpm_sigma",
+    "make_prediction",
 ]

@@ -323,4 +323,3 @@ def make_prediction(name: str, shift: float = 2.0, zero_terminal_snr: bool = Fal
     if base is LuneFlow:
         return cls(shift=shift)
     return cls(zero_terminal_snr=zero_terminal_snr)
-

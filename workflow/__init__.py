@@ -28,8 +28,23 @@ from .errors import (
 from .overrides import Override, apply_overrides, parse_override
 
 __all__ = [
-    "DEFAULT_SERVER", "ComfyClient", "detect_format", "to_api", "ui_to_api",
-    "EXIT_OK", "EXIT_BAD_INPUT", "EXIT_VALIDATION", "EXIT_EXECUTION", "EXIT_SERVER", "EXIT_INTERRUPTED",
-    "RunnerError", "WorkflowError", "ServerError", "ValidationFailed", "ExecutionFailed",
-    "Override", "apply_overrides", "parse_override",
+    "DEFAULT_SERVER",
+    "ComfyClient",
+    "detect_format",
+    "to_api",
+    "ui_to_api",
+    "EXIT_OK",
+    "EXIT_BAD_INPUT",
+    "EXIT_VALIDATION",
+    "EXIT_EXECUTION",
+    "EXIT_SERVER",
+    "EXIT_INTERRUPTED",
+    "RunnerError",
+    "WorkflowError",
+    "ServerError",
+    "ValidationFailed",
+    "ExecutionFailed",
+    "Override",
+    "apply_overrides",
+    "parse_override",
 ]

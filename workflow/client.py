@@ -36,8 +36,9 @@ class ComfyClient:
         ws_scheme = "wss" if scheme == "https" else "ws"
         return f"{ws_scheme}://{rest}/ws?clientId={urllib.parse.quote(client_id)}"
 
-    def request(self, method: str, path: str, body: dict | None = None,
-                query: dict | None = None, timeout: float | None = None) -> tuple[int, bytes]:
+    def request(
+        self, method: str, path: str, body: dict | None = None, query: dict | None = None, timeout: float | None = None
+    ) -> tuple[int, bytes]:
         """Send one request; return `(status, body)` for any HTTP status, raise ServerError otherwise."""
         url = self.base_url + path
         if query:
@@ -55,8 +56,9 @@ class ComfyClient:
         except urllib.error.URLError as error:
             raise self.unreachable(error.reason) from error
         except (http.client.HTTPException, OSError) as error:
-            raise ServerError(f"connection to ComfyUI at {self.base_url} failed during {method} {path}: {error!r}",
-                              reason=repr(error)) from error
+            raise ServerError(
+                f"connection to ComfyUI at {self.base_url} failed during {method} {path}: {error!r}", reason=repr(error)
+            ) from error
 
     def unreachable(self, reason: object) -> ServerError:
         """The error for a server that does not accept connections."""
@@ -112,7 +114,9 @@ class ComfyClient:
         query = {"filename": filename, "subfolder": subfolder, "type": kind}
         status, payload = self.request("GET", "/view", query=query, timeout=max(self.timeout, 300.0))
         if status != 200:
-            raise ServerError(f"GET /view for {subfolder + '/' if subfolder else ''}{filename} ({kind}) answered HTTP {status}")
+            raise ServerError(
+                f"GET /view for {subfolder + '/' if subfolder else ''}{filename} ({kind}) answered HTTP {status}"
+            )
         return payload
 
     def cancel(self, prompt_id: str) -> None:

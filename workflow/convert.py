@@ -84,7 +84,9 @@ class _Converter:
         self.nodes = {}
         for node in workflow["nodes"]:
             if not isinstance(node, dict) or "id" not in node or "type" not in node:
-                raise WorkflowError(f"UI workflow: every entry of 'nodes' needs an 'id' and a 'type', found {node!r:.80}")
+                raise WorkflowError(
+                    f"UI workflow: every entry of 'nodes' needs an 'id' and a 'type', found {node!r:.80}"
+                )
             if node.get("mode", MODE_ALWAYS) not in KNOWN_MODES:
                 raise WorkflowError(
                     f"UI workflow: {node_label(node)} has mode {node.get('mode')!r}; the editor writes "
@@ -105,7 +107,9 @@ class _Converter:
             link_id, from_node, from_slot = link.get("id"), link["origin_id"], link.get("origin_slot", 0)
             to_node, to_slot, link_type = link.get("target_id"), link.get("target_slot"), link.get("type")
         else:
-            raise WorkflowError(f"UI workflow: malformed link {link!r:.80}; expected [id, from_node, from_slot, to_node, to_slot, type]")
+            raise WorkflowError(
+                f"UI workflow: malformed link {link!r:.80}; expected [id, from_node, from_slot, to_node, to_slot, type]"
+            )
         self.links[link_id] = (str(from_node), int(from_slot or 0), str(to_node), to_slot, link_type)
 
     def convert(self) -> dict:
@@ -202,7 +206,10 @@ class _Converter:
         matching = [i for i in order if entries[i].get("type") == out_type]
         linked = [i for i in matching if entries[i].get("link") is not None]
         if not linked:
-            return _Source(why_missing=f"its source {node_label(node)} is bypassed and has no connected {out_type} input to pass through")
+            return _Source(
+                why_missing=f"its source {node_label(node)} is bypassed and has no connected {out_type} input "
+                "to pass through"
+            )
         return self._resolve(entries[linked[0]]["link"], seen)
 
     def _missing_required(self, api: dict) -> list[str]:

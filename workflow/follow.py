@@ -20,10 +20,10 @@ from .websocket import ConnectionClosed, HandshakeRefused, WebSocket
 
 log = logging.getLogger(__name__)
 
-POLL_INTERVAL = 0.5      # seconds between /history polls
-SILENCE_CHECK = 5.0      # seconds of websocket silence before checking /history anyway
-HISTORY_WAIT = 30.0      # seconds to wait for /history after the feed said "done"
-VANISHED_POLLS = 6       # polls with the prompt in neither queue nor history before giving up
+POLL_INTERVAL = 0.5  # seconds between /history polls
+SILENCE_CHECK = 5.0  # seconds of websocket silence before checking /history anyway
+HISTORY_WAIT = 30.0  # seconds to wait for /history after the feed said "done"
+VANISHED_POLLS = 6  # polls with the prompt in neither queue nor history before giving up
 
 
 def open_feed(client: ComfyClient, client_id: str) -> WebSocket | None:
@@ -132,7 +132,10 @@ def _follow_polling(client: ComfyClient, prompt_id: str, progress: PromptProgres
         else:
             vanished += 1
             if vanished >= VANISHED_POLLS:
-                raise ServerError(f"prompt {prompt_id} vanished from {client.base_url}: it is neither queued, running, nor in /history")
+                raise ServerError(
+                    f"prompt {prompt_id} vanished from {client.base_url}: "
+                    "it is neither queued, running, nor in /history"
+                )
         time.sleep(POLL_INTERVAL)
 
 

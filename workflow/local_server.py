@@ -42,8 +42,15 @@ def free_port() -> int:
 class LocalComfyUI:
     """Context manager: `with LocalComfyUI(dir) as url:` runs ComfyUI on a free port."""
 
-    def __init__(self, comfyui_dir: str | Path, python: str | None = None, extra_args: list[str] | None = None,
-                 startup_timeout: float = 300.0, stop_grace: float = 15.0, pack_dir: Path = PACK_DIR):
+    def __init__(
+        self,
+        comfyui_dir: str | Path,
+        python: str | None = None,
+        extra_args: list[str] | None = None,
+        startup_timeout: float = 300.0,
+        stop_grace: float = 15.0,
+        pack_dir: Path = PACK_DIR,
+    ):
         self.comfyui_dir = Path(comfyui_dir).expanduser().resolve()
         self.python = python or sys.executable
         self.extra_args = list(extra_args or [])
@@ -67,12 +74,24 @@ class LocalComfyUI:
         self.stop()
 
     def command(self, config: Path) -> list[str]:
-        return [self.python, str(self.comfyui_dir / "main.py"), "--cpu", "--listen", "127.0.0.1",
-                "--port", str(self.port), "--extra-model-paths-config", str(config), *self.extra_args]
+        return [
+            self.python,
+            str(self.comfyui_dir / "main.py"),
+            "--cpu",
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--extra-model-paths-config",
+            str(config),
+            *self.extra_args,
+        ]
 
     def start(self) -> None:
         if not (self.comfyui_dir / "main.py").is_file():
-            raise WorkflowError(f"--comfyui {self.comfyui_dir}: no main.py there; pass the folder of a ComfyUI checkout")
+            raise WorkflowError(
+                f"--comfyui {self.comfyui_dir}: no main.py there; pass the folder of a ComfyUI checkout"
+            )
         self.workdir = Path(tempfile.mkdtemp(prefix="solune-comfyui-"))
         nodes_dir = self.workdir / "custom_nodes"
         nodes_dir.mkdir()
@@ -86,9 +105,14 @@ class LocalComfyUI:
         log.info("starting ComfyUI: %s (log: %s)", " ".join(command), self.log_path)
         with open(self.log_path, "wb") as log_file:
             try:
-                self.process = subprocess.Popen(command, cwd=self.comfyui_dir, stdout=log_file,
-                                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                                start_new_session=True)
+                self.process = subprocess.Popen(
+                    command,
+                    cwd=self.comfyui_dir,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             except OSError as error:
                 self.stop()
                 raise WorkflowError(f"cannot start ComfyUI with {self.python}: {error}; pass --python") from error
@@ -104,8 +128,10 @@ class LocalComfyUI:
         while True:
             code = self.process.poll()
             if code is not None:
-                raise ServerError(f"ComfyUI exited with code {code} while starting{self.missing_requirement()}; "
-                                  f"last lines of its log:\n{self.log_tail()}")
+                raise ServerError(
+                    f"ComfyUI exited with code {code} while starting{self.missing_requirement()}; "
+                    f"last lines of its log:\n{self.log_tail()}"
+                )
             try:
                 client.object_info()
                 log.info("ComfyUI is ready at %s", self.url)
@@ -128,9 +154,11 @@ class LocalComfyUI:
             return ""
         own = [str(self.comfyui_dir / p) for p in VENV_PYTHONS if (self.comfyui_dir / p).is_file()]
         example = own[0] if own else "/path/to/ComfyUI/.venv/bin/python"
-        return (f": the Python it was started with ({self.python}) has no module named '{found[-1]}', one of "
-                f"ComfyUI's requirements; pass --python with ComfyUI's own interpreter (e.g. --python {example}), "
-                f"or install {self.comfyui_dir / 'requirements.txt'} into this Python")
+        return (
+            f": the Python it was started with ({self.python}) has no module named '{found[-1]}', one of "
+            f"ComfyUI's requirements; pass --python with ComfyUI's own interpreter (e.g. --python {example}), "
+            f"or install {self.comfyui_dir / 'requirements.txt'} into this Python"
+        )
 
     def died(self) -> bool:
         """True when the server process has exited."""

@@ -24,10 +24,10 @@ FOLDER_TYPES = ("output", "temp", "input")
 @dataclass(frozen=True)
 class OutputFile:
     node_id: str
-    kind: str        # the key in the node's outputs: "images", "latents", ...
+    kind: str  # the key in the node's outputs: "images", "latents", ...
     filename: str
     subfolder: str
-    type: str        # ComfyUI folder type: "output", "temp" or "input"
+    type: str  # ComfyUI folder type: "output", "temp" or "input"
 
     def local_path(self, out_dir: Path) -> Path:
         """Where this file goes under `out_dir`; refuses names that would escape it."""
@@ -40,7 +40,9 @@ class OutputFile:
         for piece in (self.subfolder, self.filename):
             for part in PurePosixPath(piece.replace("\\", "/")).parts:
                 if part in ("", ".", "..", "/") or ":" in part:
-                    raise ServerError(f"refusing unsafe output path {self.subfolder!r}/{self.filename!r} from node {self.node_id}")
+                    raise ServerError(
+                        f"refusing unsafe output path {self.subfolder!r}/{self.filename!r} from node {self.node_id}"
+                    )
                 parts.append(part)
         return out_dir.joinpath(*parts)
 
@@ -56,8 +58,15 @@ def output_files(entry: dict) -> list[OutputFile]:
                 continue
             for item in items:
                 if isinstance(item, dict) and isinstance(item.get("filename"), str) and item["filename"]:
-                    files.append(OutputFile(str(node_id), kind, item["filename"],
-                                            str(item.get("subfolder") or ""), str(item.get("type") or "output")))
+                    files.append(
+                        OutputFile(
+                            str(node_id),
+                            kind,
+                            item["filename"],
+                            str(item.get("subfolder") or ""),
+                            str(item.get("type") or "output"),
+                        )
+                    )
     return files
 
 

@@ -27,7 +27,9 @@ def parse_override(text: str) -> Override:
     key, sep, raw = text.partition("=")
     node, dot, name = key.rpartition(".")
     if not sep or not dot or not node.strip() or not name.strip():
-        raise WorkflowError(f"--set {text!r}: expected NODE.INPUT=VALUE, e.g. --set 3.steps=20 or --set 'My Sampler.seed=42'")
+        raise WorkflowError(
+            f"--set {text!r}: expected NODE.INPUT=VALUE, e.g. --set 3.steps=20 or --set 'My Sampler.seed=42'"
+        )
     try:
         value = json.loads(raw)
     except ValueError:
@@ -43,7 +45,9 @@ def find_node(api: dict, node: str) -> str:
     if len(titled) == 1:
         return titled[0]
     if titled:
-        raise WorkflowError(f"node title '{node}' is ambiguous: it matches nodes {', '.join(titled)}; use the node id instead")
+        raise WorkflowError(
+            f"node title '{node}' is ambiguous: it matches nodes {', '.join(titled)}; use the node id instead"
+        )
     known = ", ".join(f"{i} '{_title(n)}'" for i, n in api.items())
     raise WorkflowError(f"no node with id or title '{node}'; the workflow has: {known}")
 

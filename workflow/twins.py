@@ -46,8 +46,14 @@ def node_types(ui_dir: Path = UI_DIR) -> set[str]:
 
 # Inputs whose options are the files on one machine (models, input images): the snapshot keeps
 # them empty, so it is the same wherever it is taken.
-FILE_INPUTS = {"UNETLoader": "unet_name", "CLIPLoader": "clip_name", "VAELoader": "vae_name",
-               "CheckpointLoaderSimple": "ckpt_name", "LoadImage": "image", "ControlNetLoader": "control_net_name"}
+FILE_INPUTS = {
+    "UNETLoader": "unet_name",
+    "CLIPLoader": "clip_name",
+    "VAELoader": "vae_name",
+    "CheckpointLoaderSimple": "ckpt_name",
+    "LoadImage": "image",
+    "ControlNetLoader": "control_net_name",
+}
 
 
 # Where a node's module was loaded from (custom_nodes/<folder name>) says nothing about the node.
@@ -102,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
             info = snapshot_object_info(ComfyClient(args.server).object_info())
             missing = sorted(node_types() - set(info) - {"Reroute", "PrimitiveNode", "Note", "MarkdownNote"})
             if missing:
-                raise RunnerError(f"the server at {args.server} lacks node types the examples use: {', '.join(missing)}")
+                raise RunnerError(
+                    f"the server at {args.server} lacks node types the examples use: {', '.join(missing)}"
+                )
             if not args.check:
                 API_DIR.mkdir(exist_ok=True)
                 snapshot_path.write_text(render(info))

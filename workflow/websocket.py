@@ -72,11 +72,11 @@ def decode_frame(buffer: bytes | bytearray) -> tuple[bool, int, bytes, int] | No
     if masked:
         if len(buffer) < offset + 4:
             return None
-        mask = bytes(buffer[offset:offset + 4])
+        mask = bytes(buffer[offset : offset + 4])
         offset += 4
     if len(buffer) < offset + n:
         return None
-    payload = bytes(buffer[offset:offset + n])
+    payload = bytes(buffer[offset : offset + n])
     if masked:
         payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     return fin, opcode, payload, offset + n

@@ -16,5 +16,16 @@ from .run import TiledRun
 from .settings import TileSettings
 from .windows import grow, window_set
 
-__all__ = ["PreserveState", "TilePlan", "TileSettings", "TiledRun", "active_tiles", "check_guides", "evaluate_tiled",
-           "grow", "make_plan", "tile_args", "window_set"]
+__all__ = [
+    "PreserveState",
+    "TilePlan",
+    "TileSettings",
+    "TiledRun",
+    "active_tiles",
+    "check_guides",
+    "evaluate_tiled",
+    "grow",
+    "make_plan",
+    "tile_args",
+    "window_set",
+]

@@ -166,7 +166,15 @@ def evaluate_tiled(
             covered[tile.slices] = True
         else:  # a skipped tile's share is the fill's
             base[tile.slices] += weights[i].to(torch.float64)
-    subset = WindowSet(layout.latent_h, layout.latent_w, tuple(layout.tiles[i] for i in keep),
-                       tuple(weights[i] for i in keep), covered, layout.downscale, base)
-    return evaluate_windows(lambda crops, indices: denoise(crops, [keep[j] for j in indices]), x, subset, fill,
-                            batch_size, chunks, progress)
+    subset = WindowSet(
+        layout.latent_h,
+        layout.latent_w,
+        tuple(layout.tiles[i] for i in keep),
+        tuple(weights[i] for i in keep),
+        covered,
+        layout.downscale,
+        base,
+    )
+    return evaluate_windows(
+        lambda crops, indices: denoise(crops, [keep[j] for j in indices]), x, subset, fill, batch_size, chunks, progress
+    )

@@ -65,18 +65,21 @@ class TilePlan:
     per_pixel: bool = False
 
 
-def check_guides(settings: TileSettings, samples: torch.Tensor, downscale: int, denoise_mask=None,
-                 image=None) -> None:
+def check_guides(settings: TileSettings, samples: torch.Tensor, downscale: int, denoise_mask=None, image=None) -> None:
     """Raise a ValueError naming the input if the latent, mask or image cannot build a plan."""
     if samples.dim() != 4:
         raise ValueError(f"latent must be an image LATENT [B, C, H, W]; got shape {tuple(samples.shape)}")
     check_finite("latent", samples)
     if settings.scale_mode in MASK_MODES and denoise_mask is None:
-        raise ValueError(f"denoise_mask must be connected for scale_mode {settings.scale_mode!r} (a MASK: "
-                         f"1 = change, 0 = keep; any size); got none")
+        raise ValueError(
+            f"denoise_mask must be connected for scale_mode {settings.scale_mode!r} (a MASK: "
+            f"1 = change, 0 = keep; any size); got none"
+        )
     if settings.scale_mode not in MASK_MODES and denoise_mask is not None:
-        raise ValueError(f"scale_mode must be 'mask' or 'pixel' when a denoise_mask is connected; got "
-                         f"{settings.scale_mode!r} (set scale_mode to 'mask' or 'pixel', or disconnect the mask)")
+        raise ValueError(
+            f"scale_mode must be 'mask' or 'pixel' when a denoise_mask is connected; got "
+            f"{settings.scale_mode!r} (set scale_mode to 'mask' or 'pixel', or disconnect the mask)"
+        )
     latent_h, latent_w = samples.shape[-2:]
     if denoise_mask is not None:
         check_mask(denoise_mask, samples.shape[0])  # any size; batch 1 or the latent's; values in [0, 1]
@@ -155,8 +158,15 @@ def make_plan(
         # the one intake of the user's mask: stretched to the latent, warnings logged once
         latent_mask = mask_to_latent_size(denoise_mask, latent_h, latent_w, downscale, per_sample=True)
         if s.scale_mode == "pixel":
-            return _pixel_plan(tiles, latent_mask, s.min_denoise, s.max_denoise, s.falloff, max_window,
-                               _window_overlap(s.overlap, downscale, align))
+            return _pixel_plan(
+                tiles,
+                latent_mask,
+                s.min_denoise,
+                s.max_denoise,
+                s.falloff,
+                max_window,
+                _window_overlap(s.overlap, downscale, align),
+            )
         scales = scales_from_mask(tiles, denoise_mask, s.min_denoise, s.max_denoise, s.falloff)
     scale_map = blend_map(tiles, scales, s.falloff, torch.float64)
     # exact 0 and 1 where every covering tile is 0 or 1 (the float64 sum of weights rounds)
@@ -164,8 +174,15 @@ def make_plan(
     for value in (0.0, 1.0):
         exact = blend_map(tiles, [float(x == value) for x in scales], s.falloff, torch.float64)
         scale_map = torch.where(exact >= 1 - 1e-9, torch.tensor(value), scale_map)
-    return TilePlan(tiles, tuple(scales), scale_map, tuple(tile_weights(tiles, s.falloff, torch.float32)), max_window,
-                    _window_overlap(s.overlap, downscale, align), s.falloff)
+    return TilePlan(
+        tiles,
+        tuple(scales),
+        scale_map,
+        tuple(tile_weights(tiles, s.falloff, torch.float32)),
+        max_window,
+        _window_overlap(s.overlap, downscale, align),
+        s.falloff,
+    )
 
 
 def _window_overlap(overlap: int, downscale: int, align: int) -> int:
@@ -173,8 +190,9 @@ def _window_overlap(overlap: int, downscale: int, align: int) -> int:
     return math.ceil(math.ceil(overlap / downscale) / align) * align
 
 
-def _pixel_plan(tiles: TileLayout, mask: torch.Tensor, lo: float, hi: float, falloff: str,
-                max_window: tuple[int, int], overlap: int) -> TilePlan:
+def _pixel_plan(
+    tiles: TileLayout, mask: torch.Tensor, lo: float, hi: float, falloff: str, max_window: tuple[int, int], overlap: int
+) -> TilePlan:
     """scale_mode pixel: scale = lerp(min, max, mask) per pixel ([B', H, W] float64 mask at the latent size).
 
     `torch.lerp` is exact at both ends, so mask 0 gives min_denoise and mask 1 max_denoise exactly.
@@ -183,5 +201,13 @@ def _pixel_plan(tiles: TileLayout, mask: torch.Tensor, lo: float, hi: float, fal
     scale = scale[0] if scale.shape[0] == 1 else scale
     top = scale.reshape(-1, tiles.latent_h, tiles.latent_w).amax(dim=0)
     scales = tuple(float(top[t.slices].max()) for t in tiles.tiles)
-    return TilePlan(tiles, scales, scale, tuple(tile_weights(tiles, falloff, torch.float32)), max_window, overlap,
-                    falloff, per_pixel=True)
+    return TilePlan(
+        tiles,
+        scales,
+        scale,
+        tuple(tile_weights(tiles, falloff, torch.float32)),
+        max_window,
+        overlap,
+        falloff,
+        per_pixel=True,
+    )

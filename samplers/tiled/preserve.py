@@ -33,8 +33,9 @@ from .settings import MODES
 SIGMA_RTOL = 1e-4
 
 
-def blend_x0(x0_model: torch.Tensor, x0_orig: torch.Tensor, weight: torch.Tensor,
-             every: float | None = None) -> torch.Tensor:
+def blend_x0(
+    x0_model: torch.Tensor, x0_orig: torch.Tensor, weight: torch.Tensor, every: float | None = None
+) -> torch.Tensor:
     """x0 = w·x0_model + (1 − w)·x0_orig; x0_model itself when `every` is 1, the original when 0.
 
     `torch.lerp` is exact at both ends (w = 0 gives x0_orig, w = 1 gives x0_model), so pixels

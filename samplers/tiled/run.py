@@ -70,8 +70,9 @@ class TiledRun:
         phase = self.phase()
         if phase.key not in self._windows:
             plan = self.plan
-            self._windows[phase.key] = window_set(plan.layout, plan.weights, phase.active, self.margin,
-                                                  *self.max_window, plan.overlap, plan.falloff)
+            self._windows[phase.key] = window_set(
+                plan.layout, plan.weights, phase.active, self.margin, *self.max_window, plan.overlap, plan.falloff
+            )
         return self._windows[phase.key]
 
     def evaluate(
@@ -98,5 +99,6 @@ class TiledRun:
         windows = self.windows()
         if windows is None:
             return fill.expand_as(x).clone()
-        return evaluate_windows(lambda crops, idx: denoise(crops, windows, idx), x, windows, fill, batch_size, chunks,
-                                progress)
+        return evaluate_windows(
+            lambda crops, idx: denoise(crops, windows, idx), x, windows, fill, batch_size, chunks, progress
+        )

@@ -39,7 +39,7 @@ class Setting:
 
     @property
     def kind(self) -> str:
-        """"choice", "bool", "int" or "float"."""
+        """ "choice", "bool", "int" or "float"."""
         if self.choices:
             return "choice"
         return {bool: "bool", int: "int"}.get(type(self.default), "float")
@@ -65,44 +65,76 @@ class TileSettings:
     """The settings of one tiled img2img run (pixels for sizes); checked on construction."""
 
     min_denoise: float = _setting(
-        0.3, "Smallest denoise scale (by_area: the largest tiles; mask, pixel: where the mask is 0). Unused by "
-        "uniform.", lo=0.0, hi=1.0, step=0.01)
+        0.3,
+        "Smallest denoise scale (by_area: the largest tiles; mask, pixel: where the mask is 0). Unused by uniform.",
+        lo=0.0,
+        hi=1.0,
+        step=0.01,
+    )
     max_denoise: float = _setting(
-        0.6, "Largest denoise scale (uniform: every tile; by_area: the smallest tiles; mask, pixel: where the "
-        "mask is 1).", lo=0.0, hi=1.0, step=0.01)
+        0.6,
+        "Largest denoise scale (uniform: every tile; by_area: the smallest tiles; mask, pixel: where the mask is 1).",
+        lo=0.0,
+        hi=1.0,
+        step=0.01,
+    )
     layout: str = _setting(
-        "grid", "grid: equal tiles of tile_width × tile_height. quadtree: small tiles where the image (or latent) "
-        "is busy, large where it is flat.", choices=LAYOUTS)
+        "grid",
+        "grid: equal tiles of tile_width × tile_height. quadtree: small tiles where the image (or latent) "
+        "is busy, large where it is flat.",
+        choices=LAYOUTS,
+    )
     scale_mode: str = _setting(
-        "uniform", "How tiles get their scale. uniform: max_denoise everywhere. by_area: small tiles max_denoise, "
+        "uniform",
+        "How tiles get their scale. uniform: max_denoise everywhere. by_area: small tiles max_denoise, "
         "the largest min_denoise. mask: mean of denoise_mask over the part each tile owns (where its feather "
         "weight is the largest), mapped to [min_denoise, max_denoise]. pixel: every pixel its own scale "
         "min + (max − min)·mask, as soft as the mask (no tile feathering).",
-        choices=SCALE_MODES)
+        choices=SCALE_MODES,
+    )
     tile_width: int = _setting(
-        768, "Grid tile width in pixels (rounded down to the model's latent factor and patch size; clamped to the "
-        "image with a log note).", lo=16, hi=16384, step=8)
+        768,
+        "Grid tile width in pixels (rounded down to the model's latent factor and patch size; clamped to the "
+        "image with a log note).",
+        lo=16,
+        hi=16384,
+        step=8,
+    )
     tile_height: int = _setting(768, "Grid tile height in pixels (rounded like tile_width).", lo=16, hi=16384, step=8)
     overlap: int = _setting(
-        64, "Minimum overlap between neighbouring tiles in pixels; scales and model outputs are feathered across "
-        "it.", lo=0, hi=4096, step=8)
+        64,
+        "Minimum overlap between neighbouring tiles in pixels; scales and model outputs are feathered across it.",
+        lo=0,
+        hi=4096,
+        step=8,
+    )
     falloff: str = _setting(
-        "cosine", "Shape of the feather across overlaps; the weights always sum to exactly 1.", choices=FALLOFFS)
+        "cosine", "Shape of the feather across overlaps; the weights always sum to exactly 1.", choices=FALLOFFS
+    )
     min_tile: int = _setting(256, "Quadtree: smallest tile side in pixels.", lo=16, hi=16384, step=8)
     max_tile: int = _setting(1024, "Quadtree: largest tile side in pixels.", lo=16, hi=16384, step=8)
     threshold: float = _setting(
-        0.02, "Quadtree: split a tile while its busyness (criterion) exceeds this.", lo=0.0, hi=1000.0, step=0.001)
+        0.02, "Quadtree: split a tile while its busyness (criterion) exceeds this.", lo=0.0, hi=1000.0, step=0.001
+    )
     criterion: str = _setting(
-        "variance", "Quadtree busyness: variance of the pixels, or gradient energy.", choices=CRITERIA)
+        "variance", "Quadtree busyness: variance of the pixels, or gradient energy.", choices=CRITERIA
+    )
     mode: str = _setting(
-        "blend", "blend: every step x0 = m·model + (1−m)·original. strength: a tile of scale m is a stock img2img "
+        "blend",
+        "blend: every step x0 = m·model + (1−m)·original. strength: a tile of scale m is a stock img2img "
         "at denoise m inside this schedule (held on the re-noised original until its start).",
-        choices=MODES, group="run")
+        choices=MODES,
+        group="run",
+    )
     tiled_model: bool = _setting(
-        False, "Evaluate the model in windows no larger than the tiles (MultiDiffusion): less memory on large images, "
-        "and only where some weight is non-zero, plus a margin of the overlap.", group="run")
+        False,
+        "Evaluate the model in windows no larger than the tiles (MultiDiffusion): less memory on large images, "
+        "and only where some weight is non-zero, plus a margin of the overlap.",
+        group="run",
+    )
     tile_batch_size: int = _setting(
-        4, "Tiled evaluation: how many equal-size windows go through the model at once.", lo=1, hi=256, group="run")
+        4, "Tiled evaluation: how many equal-size windows go through the model at once.", lo=1, hi=256, group="run"
+    )
 
     def __post_init__(self):
         for name, spec in self.specs():
@@ -112,8 +144,11 @@ class TileSettings:
     @staticmethod
     def specs(group: str | None = None) -> tuple[tuple[str, Setting], ...]:
         """(name, Setting) of every setting in declaration order, or of one group."""
-        return tuple((f.name, f.metadata["setting"]) for f in fields(TileSettings)
-                     if group is None or f.metadata["setting"].group == group)
+        return tuple(
+            (f.name, f.metadata["setting"])
+            for f in fields(TileSettings)
+            if group is None or f.metadata["setting"].group == group
+        )
 
     @staticmethod
     def names(group: str | None = None) -> tuple[str, ...]:

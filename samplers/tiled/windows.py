@@ -209,16 +209,23 @@ def cover(evaluated: torch.Tensor, max_h: int, max_w: int, overlap: int, align: 
         elif fits:
             leaves.append(box)
         else:
-            stack += [(a, b, c, d) for a, c in _even_parts(y0, y1, core_h, align)
-                      for b, d in _even_parts(x0, x1, core_w, align)]
+            stack += [
+                (a, b, c, d)
+                for a, c in _even_parts(y0, y1, core_h, align)
+                for b, d in _even_parts(x0, x1, core_w, align)
+            ]
     boxes = [_grow_box(e, box, grow_by) for box in sorted(leaves)]
     # near-equal windows grow to the largest size (inside the image) so that they batch together
     big_h = max((b[2] - b[0] for b in boxes), default=0)
     big_w = max((b[3] - b[1] for b in boxes), default=0)
     windows = []
     for y0, x0, y1, x1 in boxes:
-        if SNAP * big_h <= y1 - y0 < big_h and SNAP * big_w <= x1 - x0 <= big_w or \
-                SNAP * big_h <= y1 - y0 <= big_h and SNAP * big_w <= x1 - x0 < big_w:
+        if (
+            SNAP * big_h <= y1 - y0 < big_h
+            and SNAP * big_w <= x1 - x0 <= big_w
+            or SNAP * big_h <= y1 - y0 <= big_h
+            and SNAP * big_w <= x1 - x0 < big_w
+        ):
             y0, y1 = _widen(y0, y1, big_h, h, align)
             x0, x1 = _widen(x0, x1, big_w, w, align)
         windows.append(Tile(y0, x0, y1 - y0, x1 - x0))
@@ -239,12 +246,16 @@ def _grow_box(e: np.ndarray, box, by: int):
     """A leaf grown by `by` into its neighbours: on each side where E continues past it, not into the rest."""
     h, w = e.shape
     y0, x0, y1, x1 = box
-    top = y0 > 0 and e[max(0, y0 - by):y0, x0:x1].any()
-    bottom = y1 < h and e[y1:y1 + by, x0:x1].any()
-    left = x0 > 0 and e[y0:y1, max(0, x0 - by):x0].any()
-    right = x1 < w and e[y0:y1, x1:x1 + by].any()
-    return (max(0, y0 - by) if top else y0, max(0, x0 - by) if left else x0,
-            min(h, y1 + by) if bottom else y1, min(w, x1 + by) if right else x1)
+    top = y0 > 0 and e[max(0, y0 - by) : y0, x0:x1].any()
+    bottom = y1 < h and e[y1 : y1 + by, x0:x1].any()
+    left = x0 > 0 and e[y0:y1, max(0, x0 - by) : x0].any()
+    right = x1 < w and e[y0:y1, x1 : x1 + by].any()
+    return (
+        max(0, y0 - by) if top else y0,
+        max(0, x0 - by) if left else x0,
+        min(h, y1 + by) if bottom else y1,
+        min(w, x1 + by) if right else x1,
+    )
 
 
 class _Tiles:
@@ -254,8 +265,16 @@ class _Tiles:
         self.tiles = tuple(tiles)
 
 
-def window_set(layout: TileLayout, weights, active: torch.Tensor, margin: int, max_h: int, max_w: int, overlap: int,
-               falloff: str = "cosine") -> WindowSet | None:
+def window_set(
+    layout: TileLayout,
+    weights,
+    active: torch.Tensor,
+    margin: int,
+    max_h: int,
+    max_w: int,
+    overlap: int,
+    falloff: str = "cosine",
+) -> WindowSet | None:
     """The windows that evaluate `active` (CPU bool [H, W]) with `margin` of context; None if nothing is active.
 
     Args:
@@ -289,13 +308,15 @@ def window_set(layout: TileLayout, weights, active: torch.Tensor, margin: int, m
         covered = torch.zeros(H, W, dtype=torch.bool)
         for i in own:
             covered[layout.tiles[i].slices] = True
-        return WindowSet(H, W, tuple(layout.tiles[i] for i in own), tuple(weights[i] for i in own), covered,
-                         layout.downscale)
+        return WindowSet(
+            H, W, tuple(layout.tiles[i] for i in own), tuple(weights[i] for i in own), covered, layout.downscale
+        )
     if area > WORTH * keep_area:
         # no cheaper than the plan's own tiles that reach E: evaluate those, with their weights (which
         # sum to 1 on E, since every tile covering a pixel of E reaches E)
-        return WindowSet(H, W, tuple(layout.tiles[i] for i in keep), tuple(weights[i] for i in keep), evaluated,
-                         layout.downscale)
+        return WindowSet(
+            H, W, tuple(layout.tiles[i] for i in keep), tuple(weights[i] for i in keep), evaluated, layout.downscale
+        )
     raw = tile_windows(_Tiles(tiles), falloff)
     total = torch.zeros(H, W, dtype=torch.float64)
     for t, r in zip(tiles, raw):
