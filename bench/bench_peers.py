@@ -92,18 +92,10 @@ def masks(size: int) -> dict:
 
 
 def graph(config: dict, seed: int, size: int, steps: int, denoise: float, cfg: float) -> dict:
+    from comfy_harness import tiny_sd15_prompt_nodes  # tests/ is on sys.path once main() runs
+
     g = {
-        "1": {
-            "class_type": "UNETLoader",
-            "inputs": {"unet_name": "tiny_sd15_0.safetensors", "weight_dtype": "default"},
-        },
-        "2": {
-            "class_type": "CLIPLoader",
-            "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"},
-        },
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lake at dawn", "clip": ["2", 0]}},
-        "4": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["2", 0]}},
-        "5": {"class_type": "VAELoader", "inputs": {"vae_name": "tiny_taesd.safetensors"}},
+        **tiny_sd15_prompt_nodes("a lake at dawn"),
         "6": {
             "class_type": "EmptyImage",
             "inputs": {"width": size, "height": size, "batch_size": 1, "color": 0x4080C0},

@@ -161,6 +161,26 @@ def taesd_state_dict(seed: int = 2):
     return _fill_random(model.state_dict(), seed, gain=1.0)
 
 
+def tiny_sd15_prompt_nodes(positive: str, vae: bool = True) -> dict:
+    """API-prompt nodes of the tiny models `ComfyServer.write_models` installs: "1" UNETLoader,
+    "2" CLIPLoader, "3" / "4" the positive / empty negative CLIPTextEncode and (with `vae`) "5" VAELoader."""
+    nodes = {
+        "1": {
+            "class_type": "UNETLoader",
+            "inputs": {"unet_name": "tiny_sd15_0.safetensors", "weight_dtype": "default"},
+        },
+        "2": {
+            "class_type": "CLIPLoader",
+            "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"},
+        },
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": positive, "clip": ["2", 0]}},
+        "4": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["2", 0]}},
+    }
+    if vae:
+        nodes["5"] = {"class_type": "VAELoader", "inputs": {"vae_name": "tiny_taesd.safetensors"}}
+    return nodes
+
+
 # ---------------------------------------------------------------- the server
 def free_port() -> int:
     with socket.socket() as s:

@@ -12,7 +12,7 @@ import logging
 
 import pytest
 import torch
-from comfy_harness import load_output_latent
+from comfy_harness import load_output_latent, tiny_sd15_prompt_nodes
 
 pytestmark = pytest.mark.comfyui
 
@@ -42,17 +42,7 @@ def masked_picture(comfy_server):
 
 def graph(picture: str) -> dict:
     return {
-        "1": {
-            "class_type": "UNETLoader",
-            "inputs": {"unet_name": "tiny_sd15_0.safetensors", "weight_dtype": "default"},
-        },
-        "2": {
-            "class_type": "CLIPLoader",
-            "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"},
-        },
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lake at dawn", "clip": ["2", 0]}},
-        "4": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["2", 0]}},
-        "5": {"class_type": "VAELoader", "inputs": {"vae_name": "tiny_taesd.safetensors"}},
+        **tiny_sd15_prompt_nodes("a lake at dawn"),
         "6": {"class_type": "LoadImage", "inputs": {"image": picture}},
         "7": {"class_type": "VAEEncode", "inputs": {"pixels": ["6", 0], "vae": ["5", 0]}},
         "8": {"class_type": "SaveLatent", "inputs": {"samples": ["7", 0], "filename_prefix": "pixel_vs_dd/orig"}},

@@ -5,23 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from comfy_harness import PromptRejected, load_output_latent
+from comfy_harness import PromptRejected, load_output_latent, tiny_sd15_prompt_nodes
 
 pytestmark = pytest.mark.comfyui
 
 
 def graph(patch_node: dict, prefix: str, sampler="euler", denoise=1.0):
     return {
-        "1": {
-            "class_type": "UNETLoader",
-            "inputs": {"unet_name": "tiny_sd15_0.safetensors", "weight_dtype": "default"},
-        },
-        "2": {
-            "class_type": "CLIPLoader",
-            "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"},
-        },
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse at dusk", "clip": ["2", 0]}},
-        "4": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["2", 0]}},
+        **tiny_sd15_prompt_nodes("a lighthouse at dusk", vae=False),
         "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
         "6": patch_node,
         "7": {

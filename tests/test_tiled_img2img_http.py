@@ -5,7 +5,7 @@ encoded latent, scale 1 equals the stock KSampler, the tile map renders, and bad
 from __future__ import annotations
 
 import pytest
-from comfy_harness import PromptRejected, load_output_latent
+from comfy_harness import PromptRejected, load_output_latent, tiny_sd15_prompt_nodes
 
 pytestmark = pytest.mark.comfyui
 
@@ -30,17 +30,7 @@ TILING = {
 
 def base_graph(size=64):
     return {
-        "1": {
-            "class_type": "UNETLoader",
-            "inputs": {"unet_name": "tiny_sd15_0.safetensors", "weight_dtype": "default"},
-        },
-        "2": {
-            "class_type": "CLIPLoader",
-            "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"},
-        },
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lake", "clip": ["2", 0]}},
-        "4": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["2", 0]}},
-        "5": {"class_type": "VAELoader", "inputs": {"vae_name": "tiny_taesd.safetensors"}},
+        **tiny_sd15_prompt_nodes("a lake"),
         "6": {
             "class_type": "EmptyImage",
             "inputs": {"width": size, "height": size, "batch_size": 1, "color": 0x4080C0},
