@@ -8,7 +8,7 @@ import torch
 
 from solune.samplers.tiled import PreserveState, TiledRun, TileSettings, grow, make_plan, window_set
 from solune.samplers.tiled.evaluate import evaluate_windows
-from solune.samplers.tiled.windows import WORTH, cover
+from solune.samplers.tiled.windows import cover
 from solune.tiling import grid_layout, tile_weights
 
 
@@ -96,10 +96,12 @@ def test_an_l_shape_costs_about_its_area_not_its_bounding_box():
     e = grow(active, 8)
     tiles = cover(e, 96, 96, 8)
     area = sum(t.area for t in tiles)
-    # E plus the overlap strips between windows (8 units across 128 + 72 + 64 units of cuts), and the
-    # growth that gives near-equal windows one size (so they batch): under WORTH of the plan's
-    # 2x2 tiles of 68², where the windows are used instead of the tiles
-    assert int(e.sum()) < area <= WORTH * 4 * 68 * 68
+    # E plus the overlap strips between windows: at most (E / A + 0.05) of the plan's 2x2 tiles of 68² (the
+    # issue's target, in model work), where the windows are used instead of the tiles
+    assert int(e.sum()) < area <= (int(e.sum()) / e.numel() + 0.05) * 4 * 68 * 68
+    # the two windows of the top band share one size, and the bottom one is not widened to match
+    sizes = sorted(t.size for t in tiles)
+    assert len(tiles) == 3 and sizes[1] == sizes[2]
 
 
 def test_every_pixel_active_evaluates_the_plans_own_tiles_and_none_active_nothing():

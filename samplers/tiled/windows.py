@@ -11,9 +11,9 @@ guillotine cut of E's bounding box (`cover`): a box is cut where that shrinks th
 of the two parts most, until a part fits a window and E fills most of it; parts that E fills but
 that are too large are split evenly like a grid. Each part then grows by half the overlap into
 its neighbours, so neighbouring windows overlap by the user's overlap and no strip is evaluated
-twice beyond it. Windows nearly as large as the largest grow to its size so that they batch, and
-when the windows would cost more than `WORTH` of the plan's own tiles that reach E, those tiles
-are evaluated instead (equal tiles batch; model calls have a fixed cost).
+twice beyond it. Windows nearly as large as the largest (by area) grow to its size so that they
+batch with it, and when the windows would cost more than `WORTH` of the plan's own tiles that
+reach E, those tiles are evaluated instead (equal tiles batch; model calls have a fixed cost).
 
 When every pixel is active the windows are the plan's own tiles and feather weights, so
 all-regenerated runs evaluate exactly what they did before this rule existed. Where the plan's
@@ -39,7 +39,7 @@ from ...tiling import Tile, TileLayout, tile_windows
 
 # Below this fraction of E inside a box that fits a window, the box is cut further.
 FILL = 0.8
-# Windows at least this fraction of the largest one (per axis) grow to its size, so they batch.
+# Windows at least this fraction of the largest one (per axis, by area) grow to its size, so they batch.
 SNAP = 0.8
 # Windows that would evaluate more than this fraction of the plan's own tiles that reach E give way
 # to those tiles (equal sizes batch; a few percent of area is not worth more model calls).
@@ -215,17 +215,12 @@ def cover(evaluated: torch.Tensor, max_h: int, max_w: int, overlap: int, align: 
                 for b, d in _even_parts(x0, x1, core_w, align)
             ]
     boxes = [_grow_box(e, box, grow_by) for box in sorted(leaves)]
-    # near-equal windows grow to the largest size (inside the image) so that they batch together
-    big_h = max((b[2] - b[0] for b in boxes), default=0)
-    big_w = max((b[3] - b[1] for b in boxes), default=0)
+    # windows nearly the size of the largest one (by area) grow to its size, so that they batch with it
+    big_h, big_w = max(((b[2] - b[0], b[3] - b[1]) for b in boxes), key=lambda s: s[0] * s[1], default=(0, 0))
     windows = []
     for y0, x0, y1, x1 in boxes:
-        if (
-            SNAP * big_h <= y1 - y0 < big_h
-            and SNAP * big_w <= x1 - x0 <= big_w
-            or SNAP * big_h <= y1 - y0 <= big_h
-            and SNAP * big_w <= x1 - x0 < big_w
-        ):
+        h_, w_ = y1 - y0, x1 - x0
+        if (h_, w_) != (big_h, big_w) and SNAP * big_h <= h_ <= big_h and SNAP * big_w <= w_ <= big_w:
             y0, y1 = _widen(y0, y1, big_h, h, align)
             x0, x1 = _widen(x0, x1, big_w, w, align)
         windows.append(Tile(y0, x0, y1 - y0, x1 - x0))
