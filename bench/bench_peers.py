@@ -243,11 +243,11 @@ def table(results: list[dict], stock_runs: list) -> str:
             ref = full.get(head)
             if ref is not None:
                 rel = (r["time_s"] / r["stock_s"]) / (ref["time_s"] / ref["stock_s"])
-                extra = f"{rel:.3f} (≤ {A_EVAL[mask] + 0.05:.2f})"
-        lines.append(f"| {r['name']} | {r['time_s'] / r['stock_s']:.3f} | +{r['added_mb']:.0f} | {extra} |")
+                extra = f"{rel:.3f} (≤ {A_EVAL[mask] + 0.05:.3f})"
+        lines.append(f"| {r['name']} | {r['time_s'] / r['stock_s']:.3f} | {round(r['added_mb']):+d} | {extra} |")
     stock = results[0]
     return (
-        f"stock KSampler: {stock['time_s']:.2f} s, +{stock['added_mb']:.0f} MB; stock runs "
+        f"stock KSampler: {stock['time_s']:.2f} s, {round(stock['added_mb']):+d} MB; stock runs "
         f"{', '.join(f'{t:.1f}' for _, t in stock_runs)} s\n\n" + "\n".join(lines)
     )
 
@@ -302,7 +302,10 @@ def main() -> None:
         default=4,
         help="re-run stock before every N-th row; each ratio uses the stock runs nearest in time",
     )
-    parser.add_argument("--only", help="run only configurations whose name contains this (stock always runs)")
+    parser.add_argument(
+        "--only",
+        help="run only configurations whose name contains one of these '|'-separated strings (stock always runs)",
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--areas", action="store_true", help="only print the window rule's evaluated areas")
     parser.add_argument("--table", type=Path, help="only print the table of a JSON file written by --out")
@@ -325,7 +328,8 @@ def main() -> None:
         raise SystemExit(why)
     configs = configurations(args.tiled_diffusion is not None, args.size)
     if args.only:
-        configs = [c for c in configs if c["kind"] == "stock" or args.only in c["name"]]
+        wanted = args.only.split("|")
+        configs = [c for c in configs if c["kind"] == "stock" or any(w in c["name"] for w in wanted)]
     with tempfile.TemporaryDirectory(prefix="solune_bench_") as tmp:
         base = Path(tmp)
         server = ComfyServer(Path(os.environ["COMFYUI_PATH"]), base)
@@ -338,7 +342,9 @@ def main() -> None:
         os.environ["MALLOC_MMAP_THRESHOLD_"] = str(1 << 20)
         server.start()
         try:
-            server.run_prompt(graph(configs[0], 10_000, args.size, args.steps, args.denoise, args.cfg), timeout=3600)
+            # warm-up (loads the models): at most 256², which loads the same models in a fraction of the time
+            warm = min(args.size, 256)
+            server.run_prompt(graph(configs[0], 10_000, warm, args.steps, args.denoise, args.cfg), timeout=3600)
             results, stock_runs = [], []
             for n, config in enumerate(configs):
                 if config["kind"] != "stock" and n % args.stock_every == 0:
