@@ -221,15 +221,13 @@ class SoluneExpertHandoff(io.ComfyNode):
                     "structure_model",
                     tooltip=(
                         "The expert for the noisy start (composition), e.g. Sol patched as sol_v. "
-                        "Its prediction type sets "
-                        "the run's frame and schedule."
+                        "Its prediction type sets the run's frame and schedule."
                     ),
                 ),
                 io.Model.Input(
                     "detail_model",
-                    tooltip="The expert for the rest (texture, detail), e.g. Lune patched "
-                    "as lune_flow. Must share the latent space (same VAE) with "
-                    "structure_model.",
+                    tooltip="The expert for the rest (texture, detail), e.g. Lune patched as lune_flow. "
+                    "Must share the latent space (same VAE) with structure_model.",
                 ),
                 io.Float.Input(
                     "switch",
@@ -239,9 +237,8 @@ class SoluneExpertHandoff(io.ComfyNode):
                     step=0.01,
                     tooltip=(
                         "Fraction of structure_model's noise schedule done when control passes to detail_model "
-                        "(ComfyUI "
-                        "'percent' units, like ControlNet start/end): 0 = detail_model throughout, 1 = structure_model "
-                        "throughout."
+                        "(ComfyUI 'percent' units, like ControlNet start/end): 0 = detail_model throughout, "
+                        "1 = structure_model throughout."
                     ),
                 ),
                 io.Float.Input(

@@ -177,8 +177,7 @@ class SoluneLuneScheduler(io.ComfyNode):
                     step=0.01,
                     tooltip=(
                         "Time shift k (Lune was trained at 2.0–2.5; k > 1 spends more steps at high noise). "
-                        "Use the same k "
-                        "as in SolunePredictionType."
+                        "Use the same k as in SolunePredictionType."
                     ),
                 ),
                 io.Float.Input(
@@ -189,8 +188,7 @@ class SoluneLuneScheduler(io.ComfyNode):
                     step=0.01,
                     tooltip=(
                         "Fraction of the schedule to run: 1 = from pure noise, < 1 = img2img starting part-way "
-                        "(must be > "
-                        "0)."
+                        "(must be > 0)."
                     ),
                 ),
             ],

@@ -52,6 +52,13 @@ def _chain(control):
     return out
 
 
+def _linked(copies: list):
+    """The first of `copies`, each one's `previous_controlnet` set to the next: a chain again."""
+    for a, b in itertools.pairwise(copies):
+        a.previous_controlnet = b
+    return copies[0]
+
+
 def _hint_ratio(control) -> int:
     """Hint pixels per latent unit, as `get_control` resizes the hint (VAE-encoded hints included)."""
     ratio = int(control.compression_ratio)
@@ -72,10 +79,8 @@ class RunControls:
         """A per-run copy of the whole chain for calls that are not tiled."""
         key = id(control)
         if key not in self.whole:
-            copies = [_fresh_copy(c) for c in _chain(control)]
-            for a, b in itertools.pairwise(copies):
-                a.previous_controlnet = b
-            self.whole[key] = (control, copies[0])  # keep the original alive with its id
+            chain = _linked([_fresh_copy(c) for c in _chain(control)])
+            self.whole[key] = (control, chain)  # keep the original alive with its id
         return self.whole[key][1]
 
     def full_hint(self, control, latent_hw: tuple[int, int]) -> tuple[torch.Tensor, list[torch.Tensor], int, int]:
@@ -91,7 +96,7 @@ class RunControls:
                     "tiled_model supports image hints [B, C, H, W] (set tiled_model off for this one)"
                 )
             oh, ow = original.shape[-2:]
-            if oh * w * k != ow * h * k:
+            if oh * w != ow * h:
                 log.info(
                     "%s: ControlNet hint %dx%d has another aspect ratio than the latent (%dx%d px); ComfyUI "
                     "center-crops it to the latent's aspect and resizes it, and every tile takes its crop of "
@@ -128,9 +133,7 @@ class RunControls:
                     crop_rows(e, regions, cr, rows, chunks, hint.shape[0]) if e.dim() == 4 else e for e in extra
                 ]
             copies.append(t)
-        for a, b in itertools.pairwise(copies):
-            a.previous_controlnet = b
-        return copies[0]
+        return _linked(copies)
 
 
 def crop_rows(v: torch.Tensor, regions, k: int, rows: int, chunks: int, hint_rows: int | None = None) -> torch.Tensor:

@@ -123,7 +123,7 @@ def evaluate_windows(
         raise ValueError(f"x must be {(windows.latent_h, windows.latent_w)} spatially; got shape {tuple(x.shape)}")
     if chunks < 1 or x.shape[0] % chunks:
         raise ValueError(f"x's batch {x.shape[0]} must be a multiple of chunks={chunks}")
-    batches = active_batches(windows, [True] * len(windows.tiles), batch_size)  # the order of `ratios`
+    batches = active_batches(windows, [True] * len(windows), batch_size)  # in sequence: `WindowSet.order()`
     ratios, _ = windows.weights_on(x.device)
     acc = torch.promote_types(x.dtype, torch.float32)
     out = fill.to(x.device, acc).expand(x.shape).clone()

@@ -150,6 +150,7 @@ def make_plan(
             raise ValueError("layout 'quadtree' needs content: the latent or an image")
         tiles = quadtree_layout(guide, s.min_tile, s.max_tile, s.threshold, s.criterion, downscale, align, s.overlap)
         max_window = (max(t.h for t in tiles), max(t.w for t in tiles))
+    overlap = _window_overlap(s.overlap, downscale, align)
     if s.scale_mode == "uniform":
         scales = uniform_scales(tiles, s.max_denoise)
     elif s.scale_mode == "by_area":
@@ -158,15 +159,7 @@ def make_plan(
         # the one intake of the user's mask: stretched to the latent, warnings logged once
         latent_mask = mask_to_latent_size(denoise_mask, latent_h, latent_w, downscale, per_sample=True)
         if s.scale_mode == "pixel":
-            return _pixel_plan(
-                tiles,
-                latent_mask,
-                s.min_denoise,
-                s.max_denoise,
-                s.falloff,
-                max_window,
-                _window_overlap(s.overlap, downscale, align),
-            )
+            return _pixel_plan(tiles, latent_mask, s.min_denoise, s.max_denoise, s.falloff, max_window, overlap)
         scales = scales_from_mask(tiles, denoise_mask, s.min_denoise, s.max_denoise, s.falloff)
     scale_map = blend_map(tiles, scales, s.falloff, torch.float64)
     # exact 0 and 1 where every covering tile is 0 or 1 (the float64 sum of weights rounds)
@@ -180,7 +173,7 @@ def make_plan(
         scale_map,
         tuple(tile_weights(tiles, s.falloff, torch.float32)),
         max_window,
-        _window_overlap(s.overlap, downscale, align),
+        overlap,
         s.falloff,
     )
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import torch
 
+from ...checks import check_int
 from .evaluate import evaluate_windows
 from .plan import TilePlan
 from .preserve import Phase, PreserveState
@@ -38,9 +39,7 @@ class TiledRun:
 
     def __init__(self, state: PreserveState, plan: TilePlan, margin: int | None = None):
         self.state, self.plan = state, plan
-        self.margin = plan.overlap if margin is None else margin
-        if isinstance(self.margin, bool) or not isinstance(self.margin, int) or self.margin < 0:
-            raise ValueError(f"margin must be an integer >= 0 (latent units), got {margin!r}")
+        self.margin = plan.overlap if margin is None else check_int("margin", margin, 0, hint="latent units")
         layout = plan.layout
         self.max_window = plan.max_window or (max(t.h for t in layout.tiles), max(t.w for t in layout.tiles))
         self.current: Phase | None = None

@@ -35,7 +35,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...checks import check_int
 from ...tiling import Tile, TileLayout, tile_windows
+from .evaluate import active_batches
 
 # Below this fraction of E inside a box that fits a window, the box is cut further.
 FILL = 0.8
@@ -74,11 +76,9 @@ class WindowSet:
         return sum(t.area for t in self.tiles)
 
     def order(self) -> list[int]:
-        """The order windows are evaluated and accumulated in: by size (first appearance), then index."""
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for i, t in enumerate(self.tiles):
-            by_size.setdefault(t.size, []).append(i)
-        return [i for group in by_size.values() for i in group]
+        """The order `evaluate_windows` evaluates and accumulates windows in (its `active_batches`, in
+        sequence): by size (first appearance), then index."""
+        return [i for batch in active_batches(self, [True] * len(self), max(1, len(self))) for i in batch]
 
     def ratios(self) -> tuple[torch.Tensor, ...]:
         """Per window, r = w / (base + Σ of the weights accumulated so far, this one included) [h, w].
@@ -108,8 +108,7 @@ class WindowSet:
 
 def grow(active: torch.Tensor, margin: int) -> torch.Tensor:
     """Pixels within `margin` latent units of an active pixel along each axis (a square dilation)."""
-    if isinstance(margin, bool) or not isinstance(margin, int) or margin < 0:
-        raise ValueError(f"margin must be an integer >= 0 (latent units), got {margin!r}")
+    margin = check_int("margin", margin, 0, hint="latent units")
     if active.dim() != 2 or active.dtype != torch.bool:
         raise ValueError(f"active must be a bool map [H, W], got {active.dtype} of shape {tuple(active.shape)}")
     if margin == 0:
