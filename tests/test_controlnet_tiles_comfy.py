@@ -139,6 +139,24 @@ def count_controlnet_calls(nets):
     return shapes, handles
 
 
+def run_and_replay(model, recorder, pos, counted, run):
+    """`run()` (a tiled sampling through `recorder`), then its tile calls replayed on their crops with
+    the reference control; returns (run's output, control-model calls in the run, replayed regions,
+    calls in the replay). `counted` is (shapes, handles) of a call counter; its hooks are removed."""
+    shapes, handles = counted
+    try:
+        out = run()
+        run_calls = list(shapes)
+        shapes.clear()
+        regions = check_tiles_are_the_model_on_their_crops(
+            model, recorder, WIDE, reference_control(model, pos[0][1]["control"], WIDE)
+        )
+        return out, run_calls, regions, list(shapes)
+    finally:
+        for h in handles:
+            h.remove()
+
+
 @pytest.mark.parametrize("tiled", [False, True])
 @pytest.mark.parametrize("mode", ["blend", "strength"])
 def test_scale_zero_returns_the_original_with_a_controlnet(files, family, mode, tiled):
@@ -166,19 +184,12 @@ def test_tiled_controlnet_is_the_controlnet_run_on_each_tile_crop(files, family,
     kw = dict(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=right_mask(start=12), **TILES)
     recorder = CallRecorder()
     patched = recorder.add_inner(tiled_patch(recorder.add_outer(model), lat, tiled_model=True, **kw))
-    shapes, handles = count_controlnet_calls(nets)
-    try:
+
+    def run():
         with caplog.at_level(logging.INFO, logger="solune"):
-            out = sample(patched, lat, pos, neg, steps=3)
-        run_calls = list(shapes)
-        shapes.clear()
-        regions = check_tiles_are_the_model_on_their_crops(
-            model, recorder, WIDE, reference_control(model, pos[0][1]["control"], WIDE)
-        )
-        reference_calls = list(shapes)
-    finally:
-        for h in handles:
-            h.remove()
+            return sample(patched, lat, pos, neg, steps=3)
+
+    out, run_calls, regions, reference_calls = run_and_replay(model, recorder, pos, count_controlnet_calls(nets), run)
     assert regions and run_calls, "the ControlNet never ran"
     assert run_calls == reference_calls  # the same ControlNet calls, one per tile batch and active ControlNet
     assert all(s[-2:] != WIDE for s in run_calls)  # never on the whole image

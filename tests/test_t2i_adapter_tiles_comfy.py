@@ -19,8 +19,8 @@ import logging
 import pytest
 import torch
 from families_helpers import CallRecorder, FamilyFiles, apply_controlnet, family_latent, hint_image, load_unet, sample
-from test_controlnet_tiles_comfy import reference_control
-from test_families_comfy import TILES, WIDE, check_tiles_are_the_model_on_their_crops, conds, family_plan, right_mask
+from test_controlnet_tiles_comfy import run_and_replay
+from test_families_comfy import TILES, WIDE, conds, family_plan, right_mask
 from tiled_comfy_helpers import tiled_patch
 
 pytestmark = pytest.mark.comfyui
@@ -128,18 +128,9 @@ def test_tiled_t2i_adapter_is_the_adapter_run_on_each_tile_crop(files, adapter_f
     kw = dict(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=right_mask(start=12), **TILES)
     recorder = CallRecorder()
     patched = recorder.add_inner(tiled_patch(recorder.add_outer(model), lat, tiled_model=True, **kw))
-    shapes, handles = count_adapter_calls(adapters)
-    try:
-        out = sample(patched, lat, pos, neg, steps=2)
-        run_calls = list(shapes)
-        shapes.clear()
-        regions = check_tiles_are_the_model_on_their_crops(
-            model, recorder, WIDE, reference_control(model, pos[0][1]["control"], WIDE)
-        )
-        reference_calls = list(shapes)
-    finally:
-        for h in handles:
-            h.remove()
+    out, run_calls, regions, reference_calls = run_and_replay(
+        model, recorder, pos, count_adapter_calls(adapters), lambda: sample(patched, lat, pos, neg, steps=2)
+    )
     assert regions and run_calls, "the adapter never ran"
     assert run_calls == reference_calls  # the same adapter calls, one per tile batch, step and active adapter
     whole_px = (WIDE[0] * 8, WIDE[1] * 8)

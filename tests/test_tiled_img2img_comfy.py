@@ -233,9 +233,7 @@ def test_stacks_with_differential_diffusion_noise_mask_another_wrapper_and_a_sec
     assert "denoise_mask_function" in dd.model_options
     left = torch.zeros(128, 128)
     left[:, :64] = 1.0
-    first = tiled_patch(
-        dd,
-        lat,
+    masked = dict(
         min_denoise=0.0,
         max_denoise=1.0,
         scale_mode="mask",
@@ -244,7 +242,8 @@ def test_stacks_with_differential_diffusion_noise_mask_another_wrapper_and_a_sec
         tile_height=128,
         overlap=16,
         tiled_model=True,
-    )
+    )  # the same Solune patch with and without DifferentialDiffusion under it
+    first = tiled_patch(dd, lat, **masked)
     other_orig = latent(16, 16, seed=7)
     both = tiled_patch(first, other_orig, min_denoise=1.0, max_denoise=1.0)  # a second Solune patch on top
     noise_mask = torch.zeros(1, 1, 16, 16)
@@ -257,18 +256,7 @@ def test_stacks_with_differential_diffusion_noise_mask_another_wrapper_and_a_sec
     # where both let it change, the result moved; DifferentialDiffusion lets the kept half move only at the end
     assert float((out - lat)[..., :6, :4].abs().max()) > 1e-2
     plain_mask = ksample(
-        tiled_patch(
-            other,
-            lat,
-            min_denoise=0.0,
-            max_denoise=1.0,
-            scale_mode="mask",
-            denoise_mask=left,
-            tile_width=64,
-            tile_height=128,
-            overlap=16,
-            tiled_model=True,
-        ),
+        tiled_patch(other, lat, **masked),
         lat,
         steps=4,
         denoise=0.8,
