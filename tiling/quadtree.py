@@ -33,16 +33,14 @@ def busyness(patch: torch.Tensor, criterion: str) -> float:
             along rows plus along columns, averaged over channels (an axis of
             length 1 contributes 0).
     """
-    if criterion == "variance":
+    if check_choice("criterion", criterion, CRITERIA) == "variance":
         return float(patch.flatten(1).var(dim=1, unbiased=False).mean())
-    if criterion == "gradient":
-        energy = 0.0
-        if patch.shape[-2] > 1:
-            energy += float(patch.diff(dim=-2).square().mean())
-        if patch.shape[-1] > 1:
-            energy += float(patch.diff(dim=-1).square().mean())
-        return energy
-    raise ValueError(f"criterion must be one of {CRITERIA}; got {criterion!r}")
+    energy = 0.0
+    if patch.shape[-2] > 1:
+        energy += float(patch.diff(dim=-2).square().mean())
+    if patch.shape[-1] > 1:
+        energy += float(patch.diff(dim=-1).square().mean())
+    return energy
 
 
 def _split_axis(start: int, length: int, parts: int, align: int) -> list[tuple[int, int]]:

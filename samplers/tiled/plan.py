@@ -160,7 +160,7 @@ def make_plan(
         latent_mask = mask_to_latent_size(denoise_mask, latent_h, latent_w, downscale, per_sample=True)
         if s.scale_mode == "pixel":
             return _pixel_plan(tiles, latent_mask, s.min_denoise, s.max_denoise, s.falloff, max_window, overlap)
-        scales = scales_from_mask(tiles, denoise_mask, s.min_denoise, s.max_denoise, s.falloff)
+        scales = scales_from_mask(tiles, latent_mask, s.min_denoise, s.max_denoise, s.falloff)
     scale_map = blend_map(tiles, scales, s.falloff, torch.float64)
     # exact 0 and 1 where every covering tile is 0 or 1 (the float64 sum of weights rounds)
     scale_map = scale_map.clamp(0, 1).to(torch.float32)
