@@ -56,6 +56,24 @@ def ksampler(model, seed=5):
     }
 
 
+def sampler_custom(model, seed):
+    """SamplerCustom on the prompt's "sampler" and "sched" nodes."""
+    return {
+        "class_type": "SamplerCustom",
+        "inputs": {
+            "model": model,
+            "add_noise": True,
+            "noise_seed": seed,
+            "cfg": 4.0,
+            "positive": ["pos", 0],
+            "negative": ["neg", 0],
+            "sampler": ["sampler", 0],
+            "sigmas": ["sched", 0],
+            "latent_image": ["empty", 0],
+        },
+    }
+
+
 def save(node, prefix):
     return {"class_type": "SaveLatent", "inputs": {"samples": [node, 0], "filename_prefix": prefix}}
 
@@ -98,20 +116,7 @@ def test_lune_sampler_and_scheduler_over_http(comfy_server):
     prompt = base_prompt()
     prompt["sched"] = {"class_type": "SoluneLuneScheduler", "inputs": {"steps": 3, "shift": 2.0, "denoise": 1.0}}
     prompt["sampler"] = {"class_type": "SoluneSamplerLuneEuler", "inputs": {"quantize_timesteps": True}}
-    prompt["custom"] = {
-        "class_type": "SamplerCustom",
-        "inputs": {
-            "model": ["lune", 0],
-            "add_noise": True,
-            "noise_seed": 3,
-            "cfg": 4.0,
-            "positive": ["pos", 0],
-            "negative": ["neg", 0],
-            "sampler": ["sampler", 0],
-            "sigmas": ["sched", 0],
-            "latent_image": ["empty", 0],
-        },
-    }
+    prompt["custom"] = sampler_custom(["lune", 0], seed=3)
     prompt["out"] = save("custom", "lune")
     hist = comfy_server.run_prompt(prompt)
     assert hist["status"]["status_str"] == "success", hist["status"]
@@ -136,20 +141,7 @@ def test_sampler_given_the_wrong_prediction_type_fails_with_advice(comfy_server)
     prompt = base_prompt()
     prompt["sampler"] = {"class_type": "SoluneSamplerSolDDPM", "inputs": {"eta": 1.0}}
     prompt["sched"] = {"class_type": "SoluneLuneScheduler", "inputs": {"steps": 2, "shift": 2.0, "denoise": 1.0}}
-    prompt["custom"] = {
-        "class_type": "SamplerCustom",
-        "inputs": {
-            "model": ["lune", 0],
-            "add_noise": True,
-            "noise_seed": 4,
-            "cfg": 4.0,
-            "positive": ["pos", 0],
-            "negative": ["neg", 0],
-            "sampler": ["sampler", 0],
-            "sigmas": ["sched", 0],
-            "latent_image": ["empty", 0],
-        },
-    }
+    prompt["custom"] = sampler_custom(["lune", 0], seed=4)
     prompt["out"] = save("custom", "mismatch")
     hist = comfy_server.run_prompt(prompt)
     assert hist["status"]["status_str"] == "error"
