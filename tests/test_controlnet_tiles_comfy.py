@@ -397,8 +397,8 @@ def size_keyed_controlnet(control):
                     self.cond_hints[size] = self.cond_hint
                 self.cond_hint = None
 
-        def cleanup(self):
-            self.cond_hints = {}
+        def cleanup(self):  # what ComfyUI calls on the user's ControlNets when the run ends
+            self.cond_hints.clear()
             super().cleanup()
 
         def copy(self):
