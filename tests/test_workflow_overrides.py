@@ -66,7 +66,9 @@ def test_node_id_wins_over_a_title_equal_to_another_id():
 def test_ambiguous_title_lists_the_candidates():
     prompt = api()
     prompt["7"]["_meta"]["title"] = "Positive"
-    with pytest.raises(WorkflowError, match="title 'Positive' is ambiguous: it matches nodes 6, 7"):
+    with pytest.raises(
+        WorkflowError, match="node 'Positive' is ambiguous: it matches nodes 6 'Positive', 7 'Positive'"
+    ):
         apply_overrides(prompt, [parse_override("Positive.text=x")], OBJECT_INFO)
 
 
