@@ -607,3 +607,23 @@ def test_a_list_widget_value_is_wrapped_as_graph_to_prompt_does():
     g.node(1)["inputs"] = [{"name": "batch_size", "type": "INT", "link": None, "widget": {"name": "batch_size"}}]
     g.connect(2, 0, 1, "batch_size")
     assert convert(g)["1"]["inputs"]["batch_size"] == {"__value__": [1, 2]}
+
+
+def test_a_workflow_saved_by_frontend_1_49_with_nested_subgraphs_converts():
+    """tests/fixtures/ui_nested_subgraphs.json (the browser tests check the frontend queues the same):
+    node 15 'Tiled 2x refine' holds node 14 'Upscale and encode'; node 16 is the same subgraph again,
+    with only seed and scale_by saved among its promoted values (seed, scale_by, max_denoise, layout)."""
+    snapshot = json.loads((FIXTURES.parents[1] / "api_workflows" / "object_info.json").read_text())
+    api = ui_to_api(json.loads((FIXTURES / "ui_nested_subgraphs.json").read_text()), snapshot)
+    assert sorted(api, key=lambda i: [int(p) for p in i.split(":")]) == [
+        "1", "2", "3", "4", "7", "8", "11", "13",
+        "15:9", "15:10", "15:14:5", "15:14:6", "16:9", "16:10", "16:14:5", "16:14:6", "17",
+    ]  # fmt: skip
+    first, second = api["15:9"]["inputs"], api["16:9"]["inputs"]
+    assert (first["seed"], first["max_denoise"], first["layout"]) == (99, 0.4, "grid")
+    assert (second["seed"], second["max_denoise"], second["layout"]) == (7, 0.35, "grid")  # unsaved: inner values
+    assert api["15:14:5"]["inputs"] == {"upscale_method": "lanczos", "scale_by": 1.5, "image": ["4", 0]}
+    assert api["16:14:5"]["inputs"]["scale_by"] == 1.25
+    assert first["latent_image"] == ["15:14:6", 0] and first["model"] == ["1", 0]
+    assert api["15:14:6"]["inputs"] == {"pixels": ["15:14:5", 0], "vae": ["3", 0]}
+    assert api["13"]["inputs"]["images"] == ["15:9", 1] and api["17"]["inputs"]["images"] == ["16:10", 0]
