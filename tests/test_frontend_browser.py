@@ -193,8 +193,8 @@ def test_example_loads_in_the_frontend_as_saved_and_queues_what_the_runner_conve
     assert [i for i, n in loaded.items() if not n["registered"]] == []
     assert {i: n["mode"] for i, n in loaded.items()} == {i: n.get("mode", 0) for i, n in saved.items()}
     for node_id, node in saved.items():
-        if "widgets_values" in node:
-            assert loaded[node_id]["widgets_values"] == node["widgets_values"], f"{path.name}: node {node_id}"
+        if "widgets_values" in node:  # a node without widgets: 1.27.10 keeps its [], 1.49.6 writes nothing
+            assert (loaded[node_id]["widgets_values"] or []) == node["widgets_values"], f"{path.name}: node {node_id}"
     assert links(state["links"]) == links(workflow["links"])
 
     # the saved view, as the frontend restored it, shows every node (as drawn) below the menu bar
