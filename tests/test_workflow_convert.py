@@ -498,6 +498,9 @@ def test_inner_nodes_get_path_ids_and_the_promoted_widget_value():
 
 
 def test_an_unsaved_promoted_value_is_the_inner_widgets_own():
+    """As frontend 1.49.6 does (it starts the promoted widget from the inner one). Both frontends save every
+    promoted value; given a file without them, 1.27.10 fills them from unrelated positions of the inner
+    node's widgets_values, which this converter does not copy."""
     sg = upscale_subgraph()
     assert convert(with_subgraphs(root_with(sg), sg))["5:3"] == upscaled(["1", 0], 2.0)
 
@@ -612,7 +615,7 @@ def test_a_list_widget_value_is_wrapped_as_graph_to_prompt_does():
 def test_a_workflow_saved_by_frontend_1_49_with_nested_subgraphs_converts():
     """tests/fixtures/ui_nested_subgraphs.json (the browser tests check the frontend queues the same):
     node 15 'Tiled 2x refine' holds node 14 'Upscale and encode'; node 16 is the same subgraph again,
-    with only seed and scale_by saved among its promoted values (seed, scale_by, max_denoise, layout)."""
+    with other values for its promoted widgets (seed, scale_by, max_denoise, layout)."""
     snapshot = json.loads((FIXTURES.parents[1] / "api_workflows" / "object_info.json").read_text())
     api = ui_to_api(json.loads((FIXTURES / "ui_nested_subgraphs.json").read_text()), snapshot)
     assert sorted(api, key=lambda i: [int(p) for p in i.split(":")]) == [
@@ -621,7 +624,7 @@ def test_a_workflow_saved_by_frontend_1_49_with_nested_subgraphs_converts():
     ]  # fmt: skip
     first, second = api["15:9"]["inputs"], api["16:9"]["inputs"]
     assert (first["seed"], first["max_denoise"], first["layout"]) == (99, 0.4, "grid")
-    assert (second["seed"], second["max_denoise"], second["layout"]) == (7, 0.35, "grid")  # unsaved: inner values
+    assert (second["seed"], second["max_denoise"], second["layout"]) == (7, 0.5, "quadtree")
     assert api["15:14:5"]["inputs"] == {"upscale_method": "lanczos", "scale_by": 1.5, "image": ["4", 0]}
     assert api["16:14:5"]["inputs"]["scale_by"] == 1.25
     assert first["latent_image"] == ["15:14:6", 0] and first["model"] == ["1", 0]
