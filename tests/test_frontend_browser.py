@@ -258,6 +258,21 @@ def test_a_promoted_value_reaches_the_inner_node_in_the_frontend_and_the_runner_
     assert frontend.prompt()[inner]["inputs"][name] == values[promoted]
 
 
+def test_a_muted_subgraph_node_leaves_out_the_nodes_inside_it(frontend, comfy_server):
+    """Muting subgraph node 16 (and the SaveImage it feeds) leaves its inner nodes out of the runner's prompt,
+    as frontend 1.49.6 does; 1.27.10 still queues them (nothing uses them): apart from those, both agree."""
+    workflow = json.loads(NESTED.read_text())
+    for node in workflow["nodes"]:
+        if node["id"] in (16, 17):
+            node["mode"] = 2
+    frontend.load(workflow)
+    prompt = frontend.prompt()
+    expected = ui_to_api(workflow, comfy_server.get("/object_info"))
+    inner = {i for i in prompt if i.startswith("16:")}
+    assert not any(i.startswith("16:") or i == "17" for i in expected)
+    assert {i: n for i, n in prompt.items() if i not in inner} == expected
+
+
 def test_a_workflow_with_an_unknown_node_type_is_caught(frontend):
     """The checks above can fail: an unknown type stays unregistered and the frontend warns of it (1.27.10
     in a dialog; 1.49.6 in its error toast, whose details list the missing node types). Runs last: it leaves
