@@ -24,7 +24,9 @@ Workflow formats (detected automatically; anything else is rejected):
   widgets take their link instead; `Reroute` and `PrimitiveNode` are resolved;
   muted nodes (mode 2) are dropped; bypassed nodes (mode 4) pass their input of
   the matching type through (chains resolve transitively); notes and groups are
-  ignored. Unknown node types, widget-count mismatches and required inputs left
+  ignored; subgraphs are flattened as the editor's graphToPrompt does (a node
+  inside one gets the id SUBGRAPH_NODE_ID:INNER_ID; promoted widgets feed the
+  inner inputs they are linked to). Unknown node types, widget-count mismatches and required inputs left
   unconnected (e.g. by muting their source) are reported per node.
 
 `--set NODE.INPUT=VALUE` (repeatable) edits the API-format prompt after
