@@ -64,6 +64,8 @@ def test_the_readme_runner_example_runs_as_printed(command, tmp_path):
     assert argv[:3] == ["python", "-m", "solune.run"] and PLACEHOLDER in argv
     argv = [sys.executable, *argv[1:]]
     argv[argv.index(PLACEHOLDER)] = str(comfyui)
+    for name in ("custom_nodes", "input", "output", "models", "user", "temp"):
+        (tmp_path / name).mkdir()
     argv += ["--comfyui-args", f"--base-directory {tmp_path}"]
     env = {**os.environ, "SOLUNE_KEEP_COMFYUI_LOG": ""}
     result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
