@@ -199,11 +199,6 @@ def check_overrides(workflow: object, overrides: list[Override]) -> None:
     resolve_overrides(workflow, overrides)
 
 
-def find_node(api: dict, node: str) -> str:
-    """Id of the node of an API-format prompt named by `node` (see the module's rules)."""
-    return find_target(targets(api), node).node_id
-
-
 def apply_overrides(
     api: dict, overrides: list[Override], object_info: dict | None = None, workflow: object | None = None
 ) -> dict:
