@@ -112,10 +112,11 @@ def subgraph_definitions(workflow: dict) -> dict[str, dict]:
     return found
 
 
-def _unique_inner_ids(workflow: dict, definitions: dict[str, dict]) -> dict[str, dict]:
-    """Definitions whose node ids are unique across the root graph and every subgraph, renumbered the way
-    frontend 1.49.6 does when it loads a file (`deduplicateSubgraphNodeIds`): in definition order, an id
-    already taken moves to the next free number above the graph's last node id, and the links follow."""
+def loaded_subgraphs(workflow: dict) -> dict[str, dict]:
+    """The workflow's subgraph definitions by id, their node ids made unique across the root graph and every
+    subgraph the way frontend 1.49.6 does when it loads a file (`deduplicateSubgraphNodeIds`): in definition
+    order, an id already taken moves to the next free number above the graph's last node id; links follow."""
+    definitions = subgraph_definitions(workflow)
     seen = {str(n.get("id")) for n in workflow["nodes"] if isinstance(n, dict) and _is_number(n.get("id"))}
     numbers = {int(i) for i in seen}
     last = workflow.get("last_node_id")
@@ -226,7 +227,7 @@ def _parse_link(link: object, where: str) -> tuple[object, tuple]:
 class _Converter:
     def __init__(self, workflow: dict, object_info: dict):
         self.object_info = object_info
-        self.definitions = _unique_inner_ids(workflow, subgraph_definitions(workflow))
+        self.definitions = loaded_subgraphs(workflow)
         self.root = _Scope((), workflow["nodes"], workflow["links"])
         self.scopes: dict[tuple[str, ...], _Scope] = {(): self.root}
         self.entries: dict[str, tuple[_Scope, dict]] = {}

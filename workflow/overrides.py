@@ -31,10 +31,9 @@ from .convert import (
     MODE_NEVER,
     PRIMITIVE,
     REROUTE,
-    _unique_inner_ids,
     detect_format,
     execution_id,
-    subgraph_definitions,
+    loaded_subgraphs,
 )
 from .errors import WorkflowError
 from .widgets import input_names
@@ -109,7 +108,7 @@ def targets(workflow: dict, names: dict[str, str] | None = None) -> list[Target]
             Target(str(k), (v.get("_meta") or {}).get("title"), v["class_type"], names.get(v["class_type"]))
             for k, v in workflow.items()
         ]
-    definitions = _unique_inner_ids(workflow, subgraph_definitions(workflow))
+    definitions = loaded_subgraphs(workflow)
     found: list[Target] = []
 
     def walk(nodes: list, path: tuple[str, ...], outer_absent: str, seen: tuple[str, ...]) -> None:
