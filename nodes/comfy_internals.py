@@ -1,17 +1,35 @@
-"""The ComfyUI internals the expert handoff relies on, in one place; written against ComfyUI 0.3.64.
+"""The ComfyUI internals the expert handoff relies on, in one place.
+
+Tested against ComfyUI 0.3.64 (October 2025) and 0.33.0 (August 2026), in process by
+tests/test_expert_handoff_comfy.py, which exercises every function here on both.
 
 Everything here reads or calls something ComfyUI does not document as an extension point: a
 `WrapperExecutor`'s position in its wrapper list (`idx`, `wrappers`, `class_obj`), a
 `ModelPatcher`'s keyed `wrappers` / `callbacks` dicts and its `model_function_wrapper` slot, and
-`BaseModel._apply_model`. When ComfyUI changes one of them, this module is what to update (the
-tier-2 tests in tests/test_expert_handoff_comfy.py exercise every function).
+`BaseModel._apply_model`. When ComfyUI changes one of them, this module is what to update.
+
+What differs between the two versions, and how this module follows it (by probing the behaviour,
+not the version number):
+- Wrapper order. When sampling starts ComfyUI merges a patcher's keyed wrappers into its
+  transformer_options' wrappers with `merge_nested_dicts`; 0.3.64 lists the patcher's keyed
+  wrappers first, 0.33.0 those already in transformer_options first (ComfyUI PR #10362).
+  `patcher_wrappers_run_first` probes ComfyUI's own merge; `add_outermost_apply_model_wrapper`
+  registers the handoff where it runs first under either order, and `static_transformer_options`
+  merges with ComfyUI's own function, so an expert's own wrappers keep the installed order.
+- Model-level transformer_options entries. 0.33.0's ModelPatcher also keeps
+  `optimized_attention_override` (`set_model_optimized_attention`) and `rope_options`
+  (`set_model_rope_options`) there, and core nodes keep holders such as `easycache`; the handoff
+  derives the per-expert entries from each expert's own transformer_options
+  (`expert_handoff.model_keys`) instead of listing them.
+- Unchanged in both: `WrapperExecutor.new_class_executor`, its `idx` / `wrappers` / `class_obj`,
+  `get_all_wrappers`, `copy_nested_dicts`, `BaseModel._apply_model`'s signature and the
+  `model_function_wrapper` call convention.
 """
 
 from __future__ import annotations
 
 import comfy.patcher_extension
 
-COMFYUI_VERSION = "0.3.64"
 APPLY_MODEL = comfy.patcher_extension.WrappersMP.APPLY_MODEL
 
 
@@ -25,8 +43,27 @@ def static_transformer_options(patcher) -> dict:
 
 
 def own_apply_model_wrappers(patcher) -> list:
-    """A patcher's APPLY_MODEL wrappers in ComfyUI's order (model_options' first, then keyed ones)."""
+    """A patcher's APPLY_MODEL wrappers in the order the installed ComfyUI calls them (keyed ones and
+    transformer_options' merged by ComfyUI's own function: see `patcher_wrappers_run_first`)."""
     return comfy.patcher_extension.get_all_wrappers(APPLY_MODEL, static_transformer_options(patcher))
+
+
+def patcher_wrappers_run_first() -> bool:
+    """Whether the installed ComfyUI calls a patcher's keyed wrappers before the wrappers already in
+    its transformer_options (0.3.64: yes; 0.33.0: no). Probed on `merge_nested_dicts` as sampling
+    calls it: transformer_options' wrappers first argument, the patcher's second."""
+    merged = comfy.patcher_extension.merge_nested_dicts({"type": {"options": []}}, {"type": {"patcher": []}})
+    return next(iter(merged["type"])) == "patcher"
+
+
+def add_outermost_apply_model_wrapper(patcher, key: str, fn) -> None:
+    """Register `fn` as the APPLY_MODEL wrapper ComfyUI calls first for `patcher`, and before any
+    APPLY_MODEL wrapper added to it later, keyed or in its transformer_options, under either merge
+    order. The patcher must have no APPLY_MODEL wrappers yet (`detach_apply_model_wrappers`)."""
+    if patcher_wrappers_run_first():
+        patcher.add_wrapper_with_key(APPLY_MODEL, key, fn)
+    else:
+        comfy.patcher_extension.add_wrapper_with_key(APPLY_MODEL, key, fn, patcher.model_options, is_model_options=True)
 
 
 def unet_wrapper(patcher):

@@ -6,8 +6,11 @@ Design:
 * A keyed `APPLY_MODEL` wrapper, the outermost one, routes each evaluation: each expert runs
   through its own `BaseModel._apply_model` (its input scaling, timestep and x0 formula, its weights
   with their patches) behind its own APPLY_MODEL wrappers and unet wrapper, with its own
-  transformer options; the detail expert gets the state converted to its frame. Both return x0.
-  APPLY_MODEL wrappers added to the output later run inside the routing, for either expert.
+  transformer options (every entry either expert holds is routed to its owner: `model_keys`); the
+  detail expert gets the state converted to its frame. Both return x0. APPLY_MODEL wrappers added
+  to the output later run inside the routing, for either expert, whether another pack adds them to
+  the patcher or to its transformer_options (ComfyUI changed which of those runs first;
+  `comfy_internals.add_outermost_apply_model_wrapper` puts the routing first under either order).
 * The detail expert's ModelPatcher is registered as an additional model of the clone, so ComfyUI's
   model management loads it (with its LoRA / object patches) next to the structure expert when the
   run starts and releases it after; nothing is copied.
@@ -29,8 +32,20 @@ from . import comfy_internals
 from .model_checks import frame_of
 
 KEY = "solune_expert_handoff"
-#: transformer_options entries that belong to a model (the rest are per-step, per-run values)
-MODEL_KEYS = ("patches", "patches_replace", "wrappers", "callbacks")
+#: the transformer_options entries ComfyUI's ModelPatcher keeps per model whether or not an expert
+#: has any yet (its patch lists, and the wrappers and callbacks it merges in when sampling starts)
+PATCHER_KEYS = frozenset(("patches", "patches_replace", "wrappers", "callbacks"))
+
+
+def model_keys(*experts) -> frozenset:
+    """The transformer_options entries that belong to a model rather than to a step or a run: every
+    entry any of `experts` holds in its own transformer_options (`optimized_attention_override`,
+    `rope_options`, a cache holder, ... whatever the installed ComfyUI or a pack sets there), and
+    ComfyUI's per-model patch lists, wrappers and callbacks."""
+    keys = set(PATCHER_KEYS)
+    for expert in experts:
+        keys.update(comfy_internals.static_transformer_options(expert))
+    return frozenset(keys)
 
 
 def check_handoff_inputs(switch=None, blend_width=None) -> str | None:
@@ -110,6 +125,7 @@ class ExpertHandoffHook:
         )
         self.detail_model = detail_model
         self.detail_to = comfy_internals.static_transformer_options(detail_model)
+        self.model_keys = model_keys(structure_model, detail_model)
         self.detail_wrappers = comfy_internals.own_apply_model_wrappers(detail_model)
         self.detail_unet = comfy_internals.unet_wrapper(detail_model)
         self.structure_wrappers = comfy_internals.own_apply_model_wrappers(structure_model)
@@ -126,14 +142,16 @@ class ExpertHandoffHook:
         # the structure expert's own APPLY_MODEL wrappers and unet wrapper move behind the routing
         comfy_internals.detach_apply_model_wrappers(handoff)
         handoff.set_additional_models(KEY, handoff.get_additional_models_with_key(KEY) + [self.detail_model])
-        handoff.add_wrapper_with_key(comfy_internals.APPLY_MODEL, KEY, self.apply_model)
+        comfy_internals.add_outermost_apply_model_wrapper(handoff, KEY, self.apply_model)
         if self.structure_post or self.detail_post:
             handoff.model_options["sampler_post_cfg_function"] = [self.post_cfg]
         return handoff
 
     def detail_transformer_options(self, incoming: dict, sigma_detail) -> dict:
-        """The run's per-step transformer options, with the detail expert's own model entries and σ."""
-        to = {k: v for k, v in incoming.items() if k not in MODEL_KEYS}
+        """The run's per-step transformer options, with the detail expert's own model entries and σ:
+        an entry either expert holds (`model_keys`) is the detail expert's or absent; the rest
+        (per-step values, options added to the handoff's output later) pass as they are."""
+        to = {k: v for k, v in incoming.items() if k not in self.model_keys}
         to.update(comfy.patcher_extension.copy_nested_dicts(self.detail_to))
         to["sigmas"] = sigma_detail
         if "sample_sigmas" in incoming:

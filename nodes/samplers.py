@@ -1,11 +1,14 @@
 """Solune's SAMPLER nodes (Sol DDPM, Lune Euler, epsilon DDIM) and the Lune SIGMAS node.
 
 The sampler maths lives in `solune.samplers` (pure torch); this module checks, when sampling
-starts, that the model is patched with the matching prediction type, and adds interruption.
+starts, that the model is patched with the matching prediction type, adds interruption and hands
+the stochastic samplers ComfyUI's own step-noise source (`default_noise_sampler` with the run's
+seed), so their noise is what the installed ComfyUI's `ddpm` draws.
 """
 
 from __future__ import annotations
 
+import comfy.k_diffusion.sampling
 import comfy.model_management
 import comfy.samplers
 from comfy_api.latest import io
@@ -23,8 +26,17 @@ def _number_in(name, value, low, high, low_open=False):
     return error_of(check_number, name, value, low, high, lo_open=low_open)
 
 
-def checked_sampler(node_id: str, expected: str, function, **knobs):
-    """A KSAMPLER that checks the prediction type, passes the model's grid, honours interruption."""
+def step_noise_sampler(x, extra_args):
+    """The step noise ComfyUI's own samplers draw for this run: the installed ComfyUI's
+    `default_noise_sampler` seeded with the run's seed (0.3.64 seeds it like the initial noise;
+    later versions add 1 to the seed on the CPU so the step noise is not the initial noise again)."""
+    seed = None if extra_args is None else extra_args.get("seed")
+    return comfy.k_diffusion.sampling.default_noise_sampler(x, seed=seed)
+
+
+def checked_sampler(node_id: str, expected: str, function, draws_noise: bool = False, **knobs):
+    """A KSAMPLER that checks the prediction type, passes the model's grid, honours interruption and,
+    for a sampler that `draws_noise`, hands it ComfyUI's step-noise source for the run."""
 
     def sampler_function(model, x, sigmas, extra_args=None, callback=None, disable=None):
         ms = sampler_model_sampling(model)
@@ -32,6 +44,8 @@ def checked_sampler(node_id: str, expected: str, function, **knobs):
         if error:
             raise ValueError(error)
         extra = dict(knobs)
+        if draws_noise:
+            extra["noise_sampler"] = step_noise_sampler(x, extra_args)
         if ms.frame == "ddpm":
             extra["alphas_cumprod"] = ddpm_alphas_cumprod_of(ms)
         else:
@@ -81,7 +95,8 @@ class _EtaSampler(io.ComfyNode):
         error = _number_in("eta", eta, 0.0, 1.0)
         if error:
             raise ValueError(f"{cls.NODE_ID}: {error}")
-        return io.NodeOutput(checked_sampler(cls.NODE_ID, cls.PREDICTION, cls.SAMPLE_FN, eta=float(eta)))
+        sampler = checked_sampler(cls.NODE_ID, cls.PREDICTION, cls.SAMPLE_FN, draws_noise=True, eta=float(eta))
+        return io.NodeOutput(sampler)
 
 
 class SoluneSamplerSolDDPM(_EtaSampler):

@@ -13,8 +13,16 @@ per run and ControlNet, exactly as ComfyUI computes it for the whole image), run
 VAE-encoded hints and `extra_concat` masks (cropped the same way) behave as ComfyUI makes them
 behave, tiles at scale 0 never run the ControlNet, and its memory is bounded by the tile. Where a
 call is not tiled (an area conditioning's crop), `resolve()` is ComfyUI's own whole-input call on a
-per-run copy. The user's ControlNet objects are never changed: copies are shallow, with their
-caches (`cond_hint`, `extra_concat`, `control_input`) cleared.
+per-run copy. The user's ControlNet objects are never changed, whatever their attributes are
+called: every copy starts from ComfyUI's own copy path (`control.copy()`, which builds a new object
+with the settings and hint and the per-run caches as the class's constructor makes them), takes the
+state `pre_run` gave the user's object (σ range, model sampling, a ControlLoRA's built model), and
+owns every container it holds (`_fresh_copy`).
+
+Under core's MultiGPU CFG Split (ComfyUI 0.33+, `MultiGPU_WorkUnits`) each device thread asks the
+deferred control for `get_instance_for_device(device)`: it answers with the deferral of that
+device's ControlNet chain (core's per-device clones), so the tiles a thread evaluates get their
+control from the ControlNet on the thread's device.
 
 Cost: a T2I adapter or a VAE-encoded hint is recomputed per tile batch at every step, where
 ComfyUI computes it once per run for the whole image.
@@ -32,15 +40,57 @@ import torch
 
 log = logging.getLogger(__name__)
 
-_CACHES = ("cond_hint", "extra_concat", "control_input")  # what ComfyUI's ControlNets cache per run
+
+def _holds_tensor(value) -> bool:
+    """True for a tensor, or a dict / list / tuple / set with a tensor somewhere inside."""
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_tensor(v) for v in value.values())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_holds_tensor(v) for v in value)
+    return False
 
 
-def _fresh_copy(control):
-    """A shallow copy of one ControlNet with its caches cleared (the chain is the caller's)."""
-    c = copy.copy(control)
-    for name in _CACHES:
-        if hasattr(c, name):
-            setattr(c, name, None)
+def _own(value):
+    """`value` with every dict, list and set in it copied (nested ones too); everything else shared."""
+    if isinstance(value, dict):
+        out = copy.copy(value)  # keeps the dict's class (OrderedDict, defaultdict, ...)
+        for k, v in value.items():
+            out[k] = _own(v)
+        return out
+    if isinstance(value, list):
+        out = copy.copy(value)
+        out[:] = [_own(v) for v in value]
+        return out
+    if isinstance(value, set):
+        return copy.copy(value)
+    return value
+
+
+def _template(control):
+    """A copy of one ControlNet for a run, by ComfyUI's own copy path (`control.copy()`: its settings
+    and hint, its caches as the class's constructor makes them, whatever they are called), with the
+    state the run's `pre_run` gave the user's object (σ range, model sampling, a ControlLoRA's built
+    model; anything the copy path does not reproduce) carried over. A value holding tensors that the
+    copy path sets itself stays the copy path's: that is a cache ComfyUI filled (a resized hint, an
+    adapter's features), never carried. The chain link is the caller's."""
+    fresh = control.copy()
+    made = vars(fresh)
+    for name, value in vars(control).items():
+        if name in made and (made[name] is value or _holds_tensor(value)):
+            continue
+        setattr(fresh, name, _own(value))
+    return fresh
+
+
+def _fresh_copy(template):
+    """A copy of a run's template that owns every container (so whatever `get_control` writes into a
+    cache dict or list stays in the copy); tensors and models are shared, never written."""
+    c = copy.copy(template)
+    for name, value in vars(template).items():
+        if isinstance(value, (dict, list, set)):
+            setattr(c, name, _own(value))
     return c
 
 
@@ -74,12 +124,20 @@ class RunControls:
         self.node = node
         self.hints: dict = {}
         self.whole: dict = {}
+        self.templates: dict = {}
+
+    def copy_of(self, control):
+        """A fresh copy of one ControlNet of the user's chain (`_fresh_copy` of its run template)."""
+        key = id(control)
+        if key not in self.templates:
+            self.templates[key] = (control, _template(control))  # keep the original alive with its id
+        return _fresh_copy(self.templates[key][1])
 
     def whole_copy(self, control):
         """A per-run copy of the whole chain for calls that are not tiled."""
         key = id(control)
         if key not in self.whole:
-            chain = _linked([_fresh_copy(c) for c in _chain(control)])
+            chain = _linked([self.copy_of(c) for c in _chain(control)])
             self.whole[key] = (control, chain)  # keep the original alive with its id
         return self.whole[key][1]
 
@@ -126,7 +184,7 @@ class RunControls:
         copies = []
         for c in _chain(control):
             hint, extra, k, cr = self.full_hint(c, latent_hw)
-            t = _fresh_copy(c)
+            t = self.copy_of(c)
             t.cond_hint_original = crop_rows(hint, regions, k, rows, chunks)
             if hasattr(t, "extra_concat_orig"):
                 t.extra_concat_orig = [
@@ -214,6 +272,14 @@ class TileControl:
 
     def get_control(self, x_noisy, t, cond, batched_number, transformer_options):
         return DeferredControl(self.control, self.controls, x_noisy, t, cond, batched_number, transformer_options)
+
+    def get_instance_for_device(self, device):
+        """Under core's MultiGPU CFG Split (ComfyUI 0.33+) each device thread asks this of the cond's
+        control: the deferral of the ControlNet chain core cloned for `device` (this one where the
+        chain has no clone there, as `ControlBase.get_instance_for_device` answers)."""
+        instance = getattr(self.control, "get_instance_for_device", None)
+        control = self.control if instance is None else instance(device)
+        return self if control is self.control else TileControl(control, self.controls)
 
 
 def defer_controls(conds: list, controls: RunControls) -> list:

@@ -20,9 +20,10 @@ s = sqrt(1 − ᾱ_t):
        x_prev = sqrt(ᾱ_prev)·x0 + sqrt(1 − ᾱ_prev − σ_η²)·ε + σ_η·z.
    DDIM with η = 1 has exactly the posterior's mean and variance.
 
-Noise z: `noise_sampler(σ, σ_next)` if given, else `torch.randn` from a generator seeded with
-`extra_args["seed"]` (the run's seed), one draw per step that ends above σ = 0 — the draw
-order of ComfyUI's `ddpm` sampler.
+Noise z: `noise_sampler(σ, σ_next)`, one draw per step that ends above σ = 0 — the draw order
+of ComfyUI's `ddpm` sampler. The caller supplies it whenever η > 0: in ComfyUI that is ComfyUI's
+own `default_noise_sampler(x, seed)` (see `solune.nodes.samplers`), so the step noise follows
+whatever the installed version draws (0.33 seeds it apart from the initial noise on the CPU).
 """
 
 from __future__ import annotations
@@ -35,17 +36,14 @@ from ..checks import check_number
 from ..velocity import ddpm_alphas_cumprod
 
 
-def seeded_noise_sampler(x: torch.Tensor, seed=None):
-    """Gaussian noise shaped like x from a generator seeded with `seed` (global RNG if None)."""
-    generator = None
-    if seed is not None:
-        generator = torch.Generator(device=x.device)
-        generator.manual_seed(int(seed))
-
-    def noise_sampler(sigma, sigma_next):
-        return torch.randn(x.size(), dtype=x.dtype, layout=x.layout, device=x.device, generator=generator)
-
-    return noise_sampler
+def check_noise_sampler(eta: float, noise_sampler) -> None:
+    """A stochastic step (η > 0) needs a noise source: a callable (σ, σ_next) → noise shaped like x."""
+    if eta > 0.0 and not callable(noise_sampler):
+        raise ValueError(
+            f"noise_sampler must be a callable (sigma, sigma_next) -> noise shaped like x when eta > 0; got "
+            f"{noise_sampler!r} with eta = {eta:g} (in ComfyUI pass comfy.k_diffusion.sampling."
+            "default_noise_sampler(x, seed=extra_args['seed']), or use eta = 0 for the deterministic step)"
+        )
 
 
 def nearest_timesteps(sigmas: torch.Tensor, alphas_cumprod: torch.Tensor) -> list[int]:
@@ -95,8 +93,6 @@ def _sample_grid(model, x, sigmas, extra_args, callback, eta, alphas_cumprod, no
     if len(sigmas) <= 1:
         return x
     steps = nearest_timesteps(sigmas, alphas_cumprod)
-    if noise_sampler is None:
-        noise_sampler = seeded_noise_sampler(x, extra_args.get("seed"))
     s_in = x.new_ones([x.shape[0]])
     # 1. the incoming state, read in the variance-preserving view at the first σ it was noised to
     x_t = x / math.sqrt(1.0 + float(sigmas[0]) ** 2)
@@ -129,9 +125,10 @@ def _sample_grid(model, x, sigmas, extra_args, callback, eta, alphas_cumprod, no
 def sample_sol_ddpm(
     model, x, sigmas, extra_args=None, callback=None, disable=None, eta=1.0, alphas_cumprod=None, noise_sampler=None
 ):
-    """Sol's recipe on the discrete DDPM grid: η = 1 is the DDPM posterior step (ancestral, the
-    run's seeded noise), η < 1 the DDIM step with that η (η = 0: deterministic)."""
+    """Sol's recipe on the discrete DDPM grid: η = 1 is the DDPM posterior step (ancestral, noise
+    from `noise_sampler`), η < 1 the DDIM step with that η (η = 0: deterministic)."""
     eta = check_number("eta", eta, 0.0, 1.0)
+    check_noise_sampler(eta, noise_sampler)
     return _sample_grid(
         model, x, sigmas, extra_args, callback, eta, alphas_cumprod, noise_sampler, posterior=eta == 1.0
     )
@@ -141,6 +138,8 @@ def sample_sol_ddpm(
 def sample_epsilon_ddim(
     model, x, sigmas, extra_args=None, callback=None, disable=None, eta=0.0, alphas_cumprod=None, noise_sampler=None
 ):
-    """DDIM (Song et al. 2021) on the discrete DDPM grid for an ε model; η = 0 is deterministic."""
+    """DDIM (Song et al. 2021) on the discrete DDPM grid for an ε model; η = 0 is deterministic,
+    η > 0 draws its noise from `noise_sampler`."""
     eta = check_number("eta", eta, 0.0, 1.0)
+    check_noise_sampler(eta, noise_sampler)
     return _sample_grid(model, x, sigmas, extra_args, callback, eta, alphas_cumprod, noise_sampler, posterior=False)

@@ -188,12 +188,23 @@ FLUX = {
 }
 
 
+def flux_params() -> dict:
+    """FLUX as the installed ComfyUI's `FluxParams` takes it: newer versions require `txt_ids_dims`
+    (which text-token axes carry position ids), [] for Flux dev, as their model detection sets it."""
+    import dataclasses
+
+    from comfy.ldm.flux.model import FluxParams
+
+    fields = {f.name for f in dataclasses.fields(FluxParams)}
+    return {**FLUX, "txt_ids_dims": []} if "txt_ids_dims" in fields else dict(FLUX)
+
+
 def flux_state_dict(seed: int = 0) -> dict:
     """A Flux-dev-shaped transformer with one double and one single block and guidance embedding."""
     import comfy.ops
     from comfy.ldm.flux.model import Flux
 
-    net = Flux(dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init, **FLUX)
+    net = Flux(dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init, **flux_params())
     return _state_dict(default_init(net, seed))
 
 

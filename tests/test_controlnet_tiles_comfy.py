@@ -300,3 +300,148 @@ def test_tiled_controlnet_with_a_batch_of_two_takes_each_images_hint(files):
     finally:
         for h in handles:
             h.remove()
+
+
+def snapshot(value):
+    """A value by identity and content: tensors cloned, dicts / lists / tuples walked, any other object
+    by identity (so an attribute rebound to another object, or a container written into, differs)."""
+    if isinstance(value, torch.Tensor):
+        return ("tensor", id(value), value.detach().clone())
+    if isinstance(value, dict):
+        return ("dict", id(value), {k: snapshot(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, id(value), [snapshot(v) for v in value])
+    return ("object", id(value))
+
+
+def chain_attributes(control) -> list[dict]:
+    """Every attribute of every ControlNet in the user's chain (`previous_controlnet` included)."""
+    return [{name: snapshot(v) for name, v in vars(c).items()} for c in chain(control)]
+
+
+def assert_same_snapshot(a, b, where="chain"):
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        assert isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), f"{where}: {sorted(map(str, a))} != {sorted(map(str, b))}"
+        for k in a:
+            assert_same_snapshot(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_snapshot(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def watch_chain(model, control):
+    """A clone of `model` with a keyed PREDICT_NOISE wrapper (another pack's) that snapshots every
+    attribute of the user's ControlNet chain before and after every evaluation; returns (clone,
+    snapshots)."""
+    import comfy.patcher_extension
+
+    snaps = []
+
+    def wrapper(executor, *args, **kwargs):
+        snaps.append(chain_attributes(control))
+        out = executor(*args, **kwargs)
+        snaps.append(chain_attributes(control))
+        return out
+
+    m = model.clone()
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREDICT_NOISE, "solune_test_watch", wrapper)
+    return m, snaps
+
+
+def assert_chain_untouched(control, before, snaps):
+    """No attribute of the chain changed: during the run (after ComfyUI's own pre_run, every
+    evaluation sees what the first saw) and after it (ComfyUI's cleanup restores what it set)."""
+    assert len(snaps) >= 4, "the run made too few evaluations to compare"
+    for i, snap in enumerate(snaps[1:], start=1):
+        assert_same_snapshot(snaps[0], snap, f"evaluation {i // 2}")
+    assert_same_snapshot(before, chain_attributes(control), "after the run")
+
+
+@pytest.mark.parametrize("variant", ["chained", "mask"])
+def test_a_tiled_run_changes_no_attribute_of_the_users_controlnet_chain(files, variant):
+    """Per-tile copies share and write nothing of the user's ControlNets, whatever their attributes."""
+    model, lat = load_unet(files, "sd15"), family_latent("sd15", *WIDE)
+    pos, neg, _ = controlled(files, "sd15", variant, *WIDE)
+    control = pos[0][1]["control"]
+    kw = dict(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=right_mask(start=12), **TILES)
+    watched, snaps = watch_chain(tiled_patch(model, lat, tiled_model=True, **kw), control)
+    before = chain_attributes(control)
+    sample(watched, lat, pos, neg, steps=3)
+    assert_chain_untouched(control, before, snaps)
+
+
+def size_keyed_controlnet(control):
+    """The user's ControlNet as a subclass whose resized-hint cache is a dict keyed by latent size
+    (`cond_hints`, like a pending upstream change), not ComfyUI's `cond_hint`: code that clears fixed
+    cache names would share this dict with every copy, write the first crop into it and hand that crop
+    to every tile of the same size."""
+    import comfy.controlnet
+
+    class SizeKeyedControlNet(comfy.controlnet.ControlNet):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.cond_hints = {}
+
+        def get_control(self, x_noisy, t, cond, batched_number, transformer_options):
+            size = tuple(x_noisy.shape[-2:])
+            self.cond_hint = self.cond_hints.get(size)  # ComfyUI's own size check then keeps it
+            try:
+                return super().get_control(x_noisy, t, cond, batched_number, transformer_options)
+            finally:
+                if self.cond_hint is not None:
+                    self.cond_hints[size] = self.cond_hint
+                self.cond_hint = None
+
+        def cleanup(self):
+            self.cond_hints = {}
+            super().cleanup()
+
+        def copy(self):
+            c = SizeKeyedControlNet(
+                None,
+                global_average_pooling=self.global_average_pooling,
+                load_device=self.load_device,
+                manual_cast_dtype=self.manual_cast_dtype,
+            )
+            c.control_model, c.control_model_wrapped = self.control_model, self.control_model_wrapped
+            self.copy_to(c)
+            return c
+
+    out = SizeKeyedControlNet(
+        control.control_model,
+        global_average_pooling=control.global_average_pooling,
+        load_device=control.load_device,
+        manual_cast_dtype=control.manual_cast_dtype,
+    )
+    control.copy_to(out)
+    return out
+
+
+def test_a_controlnet_with_a_renamed_cache_shares_nothing_and_every_tile_gets_its_own_crop(files):
+    model, lat = load_unet(files, "sd15"), family_latent("sd15", *WIDE)
+    pos, neg = conds("sd15")
+    cn = size_keyed_controlnet(load_controlnet(files, "sd15"))
+    pos, neg = apply_controlnet(pos, neg, cn, hint_image(WIDE[0] * 8, WIDE[1] * 8, seed=8), strength=1.0)
+    control = pos[0][1]["control"]
+    assert type(control).__name__ == "SizeKeyedControlNet" and control.cond_hints == {}
+    kw = dict(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=right_mask(start=4), **TILES)
+    recorder = CallRecorder()
+    watched, snaps = watch_chain(
+        recorder.add_inner(tiled_patch(recorder.add_outer(model), lat, tiled_model=True, **kw)), control
+    )
+    before = chain_attributes(control)
+
+    def run():
+        return sample(watched, lat, pos, neg, steps=3)
+
+    _, run_calls, regions, reference_calls = run_and_replay(model, recorder, pos, count_controlnet_calls([cn]), run)
+    sizes = {(h, w) for _, _, h, w in regions}
+    assert len(regions) > len(sizes), "no two tiles of one size to tell their hints apart"
+    assert run_calls == reference_calls  # one ControlNet call per tile batch, each on its own crops
+    assert_chain_untouched(control, before, snaps)
+    assert control.cond_hints == {}

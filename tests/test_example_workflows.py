@@ -27,8 +27,12 @@ LOADERS = {
 }
 
 
+SNAPSHOTS = twins.snapshots()  # {ComfyUI version: /object_info snapshot}, oldest first
+
+
 def snapshot() -> dict:
-    return json.loads((twins.API_DIR / twins.SNAPSHOT).read_text())
+    """The oldest tested version's snapshot (every snapshot converts the examples alike: see below)."""
+    return next(iter(SNAPSHOTS.values()))
 
 
 def converted(path: Path) -> dict:
@@ -84,22 +88,45 @@ def test_example_is_a_ui_file_with_a_thumbnail(path):
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_example_uses_only_stock_and_solune_nodes_and_titles_its_model_files(path):
-    info = snapshot()
     workflow = json.loads(path.read_text())
     subgraphs = subgraph_definitions(workflow)
     for node in twins.all_nodes(workflow):
-        known = node["type"] in info or node["type"] in FRONTEND_ONLY or node["type"] in subgraphs
-        assert known, f"{path.name}: unknown node type {node['type']}"
+        for version, info in SNAPSHOTS.items():
+            known = node["type"] in info or node["type"] in FRONTEND_ONLY or node["type"] in subgraphs
+            assert known, f"{path.name}: node type {node['type']} unknown to ComfyUI {version}"
         if node["type"] in LOADERS:
             # a user changes a model or image name in one place: the titled loader
             assert node.get("title"), f"{path.name}: loader node {node['id']} ({node['type']}) has no title"
 
 
-def test_api_twins_are_exactly_the_converters_output():
-    info = snapshot()
-    assert twins.stale_twins(info) == []
-    shipped = {p.name for p in twins.API_DIR.glob("*.json")} - {twins.SNAPSHOT}
+def test_every_snapshot_is_one_comfyui_versions_view_of_the_example_node_types():
+    assert len(SNAPSHOTS) >= 2, f"snapshots of the tested ComfyUI versions expected; found {sorted(SNAPSHOTS)}"
+    for version, info in SNAPSHOTS.items():
+        assert twins.snapshot_path(version).name == f"{version}.json"
+        assert set(info) == twins.node_types() - FRONTEND_ONLY, version
+
+
+@pytest.mark.parametrize("version", list(SNAPSHOTS))
+def test_api_twins_are_exactly_the_converters_output_on_every_version(version):
+    """One set of twins serves every tested ComfyUI: each version's snapshot converts every example
+    to exactly the shipped twin, though the versions describe their nodes differently."""
+    assert twins.stale_twins(SNAPSHOTS[version]) == []
+    shipped = {p.name for p in twins.API_DIR.glob("*.json")}
     assert shipped == {p.name for p in EXAMPLES}, "every UI example needs one API twin, and no orphans"
+
+
+def test_a_version_that_converts_an_example_differently_is_found():
+    """The version-independence check can fail: a version whose KSampler lists its widgets in
+    another order converts the KSampler examples to other inputs."""
+    first, info = next(iter(SNAPSHOTS.items()))
+    swapped = json.loads(json.dumps(info))
+    order = swapped["KSampler"]["input_order"]["required"]
+    i, j = order.index("steps"), order.index("cfg")
+    order[i], order[j] = order[j], order[i]
+    differ = twins.version_dependent_twins({first: info, "9.9.9": swapped})
+    uses_ksampler = {p.name for p in EXAMPLES if "KSampler" in {n["type"] for n in json.loads(p.read_text())["nodes"]}}
+    assert uses_ksampler and differ == {name: ["9.9.9"] for name in uses_ksampler}
+    assert twins.version_dependent_twins(SNAPSHOTS) == {}
 
 
 def test_a_changed_ui_file_makes_its_twin_stale(tmp_path):
@@ -165,12 +192,15 @@ def run_cli(server, *args, timeout=900):
 
 
 @pytest.mark.comfyui
-def test_snapshot_matches_the_live_server(comfy_server):
+def test_the_running_comfyuis_snapshot_matches_it_and_converts_to_the_shipped_twins(comfy_server):
+    version = comfy_server.get("/system_stats")["system"]["comfyui_version"]
     live = comfy_server.get("/object_info")
-    for name, info in snapshot().items():
-        assert twins.without_file_lists(name, live.get(name, {})) == info, (
-            f"object_info of {name} changed: refresh with python -m solune.workflow.twins --server URL"
-        )
+    refresh = f"record it with python -m solune.workflow.twins --server URL (a ComfyUI {version} server)"
+    assert version in SNAPSHOTS, f"no /object_info snapshot for ComfyUI {version}: {refresh}"
+    for name, info in SNAPSHOTS[version].items():
+        assert twins.without_file_lists(name, live.get(name, {})) == info, f"object_info of {name} changed: {refresh}"
+    # the twins are what the converter makes from this very server's /object_info
+    assert twins.stale_twins(twins.snapshot_object_info(live)) == []
 
 
 @pytest.mark.comfyui

@@ -66,7 +66,8 @@ def equivalent_state(x, sigma, src, dst):
 @pytest.mark.parametrize("who", ["structure", "detail"])
 def test_expert_through_the_handoff_returns_its_own_x0_at_the_equivalent_state(unets, structure_type, detail_type, who):
     import comfy.model_management
-    import comfy.patcher_extension
+
+    from solune.nodes import comfy_internals
 
     structure, detail = experts(unets, structure_type, detail_type)
     h = handoff(structure, detail, 0.0 if who == "detail" else 1.0)
@@ -76,7 +77,7 @@ def test_expert_through_the_handoff_returns_its_own_x0_at_the_equivalent_state(u
     frame = expert.get_model_object("model_sampling").frame
     g = torch.Generator().manual_seed(3)
     ctx = conds()[0][0][0]
-    wrappers = {"wrappers": comfy.patcher_extension.copy_nested_dicts(h.wrappers)}
+    wrappers = {"wrappers": comfy_internals.static_transformer_options(h)["wrappers"]}  # as sampling merges them
     run_sigmas = [0.9, 0.5, 0.1] if run_frame == "flow" else [14.0, 2.0, 0.3]
     for s in run_sigmas:
         x = torch.randn(1, 4, 8, 8, generator=g) * 2
@@ -287,7 +288,7 @@ def test_handoffs_chain_and_load_every_expert(unets):
 
 
 def test_a_clone_of_the_handoff_shares_its_routing_and_samples_the_same(unets):
-    import comfy.patcher_extension
+    from solune.nodes import comfy_internals
 
     structure, detail = experts(unets)
     structure = structure.clone()
@@ -296,6 +297,127 @@ def test_a_clone_of_the_handoff_shares_its_routing_and_samples_the_same(unets):
     clone = out.clone()
     hook = out.model_options["sampler_post_cfg_function"][0].__self__
     assert clone.model_options["sampler_post_cfg_function"][0].__self__ is hook
-    assert clone.wrappers[comfy.patcher_extension.WrappersMP.APPLY_MODEL]["solune_expert_handoff"][0].__self__ is hook
+    assert comfy_internals.own_apply_model_wrappers(clone)[0].__self__ is hook
     latent = torch.zeros(1, 4, 8, 8)
     assert torch.equal(ksample(clone, latent, steps=4), ksample(out, latent, steps=4))
+
+
+def foreign_wrapper(calls):
+    """Another pack's APPLY_MODEL wrapper whose effect depends on the frame it runs in (it adds a
+    multiple of the timestep it is given), recording the BaseModel it wraps."""
+
+    def wrapper(executor, x, t, *args, **kwargs):
+        calls.append(executor.class_obj)
+        return executor(x, t, *args, **kwargs) + 0.05 * t.view(-1, *([1] * (x.dim() - 1)))
+
+    return wrapper
+
+
+@pytest.mark.parametrize("where", ["patcher", "transformer_options"])
+def test_a_foreign_apply_model_wrapper_added_later_runs_inside_the_routing_for_either_expert(unets, where):
+    """Another pack's keyed APPLY_MODEL wrapper on the handoff's output (on the patcher, or in its
+    transformer_options, whose order against the patcher's ComfyUI changed: PR #10362) runs for each
+    expert in its own frame, exactly as when each expert carries it itself."""
+    import comfy.patcher_extension
+
+    from solune.nodes import comfy_internals
+
+    APPLY = comfy.patcher_extension.WrappersMP.APPLY_MODEL
+    structure, detail = experts(unets)
+    latent = torch.zeros(1, 4, 8, 8)
+    later_calls, own_calls = [], []
+    later = handoff(structure, detail, 0.5).clone()
+    if where == "patcher":
+        later.add_wrapper_with_key(APPLY, "other_pack", foreign_wrapper(later_calls))
+    else:
+        comfy.patcher_extension.add_wrapper_with_key(
+            APPLY, "other_pack", foreign_wrapper(later_calls), later.model_options, is_model_options=True
+        )
+    order = comfy_internals.own_apply_model_wrappers(later)
+    assert [getattr(w, "__name__", "") for w in order] == ["apply_model", "wrapper"]  # the routing first
+    s_own, d_own = structure.clone(), detail.clone()
+    s_own.add_wrapper_with_key(APPLY, "other_pack", foreign_wrapper(own_calls))
+    d_own.add_wrapper_with_key(APPLY, "other_pack", foreign_wrapper(own_calls))
+    got = ksample(later, latent, steps=4, scheduler="simple")
+    expected = ksample(handoff(s_own, d_own, 0.5), latent, steps=4, scheduler="simple")
+    plain = ksample(handoff(structure, detail, 0.5), latent, steps=4, scheduler="simple")
+    assert set(later_calls) == {structure.model, detail.model} == set(own_calls)
+    assert len(later_calls) == len(own_calls)
+    assert rel_diff(got, expected) <= 1e-6
+    assert rel_diff(got, plain) > 1e-3  # the wrapper does change the result
+
+
+def test_the_wrapper_order_of_the_installed_comfyui_is_probed_and_the_routing_goes_first():
+    """0.3.64 calls a patcher's keyed wrappers before transformer_options' ones, 0.33.0 after them;
+    the probe reads ComfyUI's own merge and the routing is registered on the side that runs first."""
+    import comfy.patcher_extension
+
+    from solune.nodes import comfy_internals
+
+    first = comfy_internals.patcher_wrappers_run_first()
+    to = {"wrappers": {"t": {"options_key": [1]}}}
+    comfy.patcher_extension.merge_nested_dicts(to["wrappers"], {"t": {"patcher_key": [2]}}, copy_dict1=False)
+    assert list(to["wrappers"]["t"]) == (["patcher_key", "options_key"] if first else ["options_key", "patcher_key"])
+
+
+def attention_override(scale):
+    """An `optimized_attention_override` (ComfyUI calls it with the attention function and its
+    arguments) that scales every attention output: it changes what the UNet returns."""
+
+    def override(func, *args, **kwargs):
+        return func(*args, **kwargs) * scale
+
+    return override
+
+
+def test_every_model_level_transformer_option_goes_to_its_own_expert(unets):
+    """Entries an expert keeps in its transformer_options (any key: `optimized_attention_override` and
+    `rope_options` as ComfyUI 0.33's ModelPatcher setters write them, a pack's holder) reach that
+    expert only; options added to the handoff's output later, and the run's per-step ones, reach both."""
+    import comfy.patcher_extension
+
+    structure, detail = experts(unets, "sol_v", "sol_v")
+    seen = []
+    keys = ("optimized_attention_override", "rope_options", "holder", "later", "sigmas")
+
+    def looking(tag):
+        def wrapper(executor, *args, **kwargs):
+            to = args[5]  # (x, t, context, y, control, transformer_options)
+            seen.append((tag, {k: to.get(k) for k in keys}))
+            return executor(*args, **kwargs)
+
+        return wrapper
+
+    DIFFUSION = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
+    s_opts, d_opts = structure.clone(), detail.clone()
+    s_opts.add_wrapper_with_key(DIFFUSION, "solune_test", looking("structure"))
+    d_opts.add_wrapper_with_key(DIFFUSION, "solune_test", looking("detail"))
+    s_override = attention_override(1.5)
+    s_opts.model_options["transformer_options"]["optimized_attention_override"] = s_override
+    s_opts.model_options["transformer_options"]["holder"] = "structure_cache"
+    if hasattr(d_opts, "set_model_rope_options"):  # ComfyUI 0.33's own setter
+        d_opts.set_model_rope_options(2.0, 0.0, 2.0, 0.0, 1.0, 0.0)
+    else:
+        d_opts.model_options["transformer_options"]["rope_options"] = {"scale_x": 2.0}
+    h = handoff(s_opts, d_opts, 0.5).clone()
+    h.model_options["transformer_options"]["later"] = "for_both"
+    ksample(h, torch.zeros(1, 4, 8, 8), steps=4, scheduler="simple")
+    s_seen = [v for tag, v in seen if tag == "structure"]
+    d_seen = [v for tag, v in seen if tag == "detail"]
+    assert s_seen and d_seen
+    for v in s_seen:
+        assert v["optimized_attention_override"] is s_override and v["holder"] == "structure_cache"
+        assert v["rope_options"] is None and v["later"] == "for_both"
+    for v in d_seen:
+        assert v["optimized_attention_override"] is None and v["holder"] is None and v["later"] == "for_both"
+        assert v["rope_options"]["scale_x"] == 2.0 and v["sigmas"] is not None
+
+    # and in effect: the structure expert's attention override changes the structure expert only
+    latent = torch.zeros(1, 4, 8, 8)
+    s_over = structure.clone()
+    s_over.model_options["transformer_options"]["optimized_attention_override"] = attention_override(1.5)
+    assert rel_diff(ksample(s_over, latent, steps=3), ksample(structure, latent, steps=3)) > 1e-3
+    assert rel_diff(ksample(handoff(s_over, detail, 0.0), latent, steps=3), ksample(detail, latent, steps=3)) <= 1e-6
+    d_over = detail.clone()
+    d_over.model_options["transformer_options"]["optimized_attention_override"] = attention_override(1.5)
+    assert rel_diff(ksample(handoff(structure, d_over, 0.0), latent, steps=3), ksample(d_over, latent, steps=3)) <= 1e-6

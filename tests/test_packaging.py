@@ -75,3 +75,19 @@ def test_the_readme_install_lines_name_this_repository_and_the_registry_id():
     readme = (REPO / "README.md").read_text()
     assert f"git clone {PYPROJECT['project']['urls']['Repository']} " in readme
     assert f"comfy node install {PYPROJECT['project']['name']}" in readme
+
+
+def test_the_tested_comfyui_versions_are_named_alike_everywhere():
+    """pyproject's tested-comfyui is what .ci/run prepares, what the GitHub workflow checks out by tag,
+    what README says, and starts at requires-comfyui."""
+    tested = PYPROJECT["tool"]["solune"]["tested-comfyui"]
+    assert len(tested) >= 2 and len(set(tested)) == len(tested)
+    assert PYPROJECT["tool"]["comfy"]["requires-comfyui"] == f">={min(tested, key=version_tuple)}"
+    workflow = (REPO / ".github" / "workflows" / "tests.yml").read_text()
+    matrix = re.search(r"comfyui:\s*\[([^\]]*)\]", workflow).group(1)
+    assert [v.strip().strip("\"'") for v in matrix.split(",")] == [f"v{v}" for v in tested]
+    assert "tested-comfyui" in (REPO / ".ci" / "run").read_text()
+    readme = (REPO / "README.md").read_text()
+    assert f"Tested with ComfyUI {' and '.join(tested)}" in readme
+    for version in tested:
+        assert f"**ComfyUI {version}**" in readme

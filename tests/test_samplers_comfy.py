@@ -106,6 +106,46 @@ def test_epsilon_ddim_at_eta_one_equals_stock_ddpm(models):
     assert_close_and_moved(ours, ref, torch.zeros_like(ref))
 
 
+def step_noise_residual(model, sampler, seed=11):
+    """One stochastic step from σ_max to the next grid σ (> 0) with x0 forced to 0: the result is
+    λ·(initial noise) + μ·(step noise), so it is a multiple of the initial noise exactly when the
+    step noise repeats it. Returns the part of the result that is not, relative to the result."""
+    import comfy.sample
+
+    zero_x0 = model.clone()
+    zero_x0.set_model_sampler_post_cfg_function(lambda args: torch.zeros_like(args["denoised"]))
+    out = sample(zero_x0, sampler, grid_sigmas(model, 4)[:2], seed=seed)
+    noise = comfy.sample.prepare_noise(torch.zeros(1, 4, 8, 8), seed)
+    lam = (out * noise).sum() / (noise * noise).sum()
+    return ((out - lam * noise).abs().max() / out.abs().max()).item()
+
+
+def comfyui_step_noise_repeats_the_initial_noise(seed=11) -> bool:
+    """Probe the installed ComfyUI: is the first draw of its `default_noise_sampler` (what `ddpm`
+    adds per step) the initial noise `prepare_noise` drew from the same seed? 0.3.64: yes (both
+    seed a CPU generator with the seed); 0.33.0: no (it adds 1 to the seed on the CPU)."""
+    import comfy.k_diffusion.sampling
+    import comfy.sample
+
+    initial = comfy.sample.prepare_noise(torch.zeros(1, 4, 8, 8), seed)
+    step = comfy.k_diffusion.sampling.default_noise_sampler(torch.zeros(1, 4, 8, 8), seed=seed)(1.0, 0.5)
+    return torch.equal(step, initial)
+
+
+@pytest.mark.parametrize(
+    "prediction,node_id", [("sol_v", "SoluneSamplerSolDDPM"), ("epsilon", "SoluneSamplerEpsilonDDIM")]
+)
+def test_step_noise_is_drawn_as_the_installed_comfyui_draws_it(models, prediction, node_id):
+    """Where ComfyUI keeps the step noise apart from the initial noise, so does Solune's η = 1
+    sampler; where ComfyUI's own `ddpm` repeats it (0.3.64), ours does the same (it equals `ddpm`)."""
+    ours = step_noise_residual(models[prediction], node(node_id, eta=1.0))
+    ref = step_noise_residual(models[prediction], stock("ddpm"))
+    if comfyui_step_noise_repeats_the_initial_noise():
+        assert ours < 1e-5 and ref < 1e-5, (ours, ref)
+    else:
+        assert ours > 0.1 and ref > 0.1, f"the step noise repeats the initial noise: residual {ours} (stock {ref})"
+
+
 def test_sol_ddpm_snaps_off_grid_sigmas_to_the_timestep_grid(models):
     """ComfyUI's "normal" scheduler interpolates between grid σ; Sol DDPM runs those steps on the
     nearest grid timesteps, so its result equals a run on the snapped interior σ."""

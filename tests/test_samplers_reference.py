@@ -204,13 +204,23 @@ def test_interior_sigmas_snap_to_the_nearest_grid_timestep(z):
     torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 
 
-def test_seeded_noise_is_reproducible_and_seed_dependent(z):
+@pytest.mark.parametrize("sampler,eta", [(sample_sol_ddpm, 1.0), (sample_epsilon_ddim, 0.5)])
+def test_a_stochastic_step_needs_a_noise_sampler_and_draws_only_from_it(z, sampler, eta):
+    """No hidden noise source: without one a stochastic run is refused before the model is called,
+    and with one every draw comes from it (ComfyUI's own, passed in by the node)."""
     obj = SolV()
     sigmas = grid_sigmas(TIMESTEPS)
+    calls = []
     model = ddpm_model(obj, "sol_v")
-    run = lambda seed: sample_sol_ddpm(model, z, sigmas, extra_args={"seed": seed}, alphas_cumprod=obj.alphas_cumprod)
-    torch.testing.assert_close(run(3), run(3), rtol=0, atol=0)
-    assert (run(3) - run(4)).abs().max() > 1e-3
+    counting = lambda x, sigma, **kw: calls.append(1) or model(x, sigma, **kw)
+    with pytest.raises(ValueError, match=r"noise_sampler must be a callable .* when eta > 0; got None"):
+        sampler(counting, z, sigmas, eta=eta, extra_args={"seed": 3}, alphas_cumprod=obj.alphas_cumprod)
+    assert calls == []
+    noises = noise_list(len(TIMESTEPS) - 1, z.shape)
+    queue = replay(noises)
+    sampler(model, z, sigmas, eta=eta, alphas_cumprod=obj.alphas_cumprod, noise_sampler=queue)
+    with pytest.raises(IndexError):  # one draw per step that ends above σ = 0, all of them used
+        queue(0.0, 0.0)
 
 
 @pytest.mark.parametrize("quantize", [False, True])

@@ -19,7 +19,7 @@ import logging
 import pytest
 import torch
 from families_helpers import CallRecorder, FamilyFiles, apply_controlnet, family_latent, hint_image, load_unet, sample
-from test_controlnet_tiles_comfy import run_and_replay
+from test_controlnet_tiles_comfy import assert_chain_untouched, chain_attributes, run_and_replay, watch_chain
 from test_families_comfy import TILES, WIDE, conds, family_plan, right_mask
 from tiled_comfy_helpers import tiled_patch
 
@@ -165,3 +165,16 @@ def test_tiles_at_scale_zero_run_neither_the_model_nor_the_t2i_adapter(files, ad
             h.remove()
     assert shapes == [] and recorder.inner_calls == []
     assert float((out - lat).abs().max()) <= 1e-5
+
+
+def test_a_tiled_run_changes_no_attribute_of_the_users_t2i_adapter_chain(files, adapter_file):
+    """Per-tile copies of chained adapters (their cached features in `control_input`, a dict of
+    lists) share and write nothing of the user's adapters."""
+    model, lat = load_unet(files, "sd15"), family_latent("sd15", *WIDE)
+    pos, neg, _ = adapted(adapter_file, *WIDE, chained=True)
+    control = pos[0][1]["control"]
+    kw = dict(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=right_mask(start=12), **TILES)
+    watched, snaps = watch_chain(tiled_patch(model, lat, tiled_model=True, **kw), control)
+    before = chain_attributes(control)
+    sample(watched, lat, pos, neg, steps=3)
+    assert_chain_untouched(control, before, snaps)

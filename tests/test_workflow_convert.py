@@ -8,7 +8,7 @@ import json
 import pytest
 from _ui_graph import FIXTURES, TXT2IMG_API, Subgraph, UIGraph, load_object_info, txt2img_graph, with_subgraphs
 
-from solune.workflow import WorkflowError, detect_format, to_api, ui_to_api
+from solune.workflow import WorkflowError, detect_format, to_api, twins, ui_to_api
 from solune.workflow.overrides import apply_overrides, parse_override
 
 OBJECT_INFO = load_object_info()
@@ -612,12 +612,12 @@ def test_a_list_widget_value_is_wrapped_as_graph_to_prompt_does():
     assert convert(g)["1"]["inputs"]["batch_size"] == {"__value__": [1, 2]}
 
 
-def test_a_workflow_saved_by_frontend_1_49_with_nested_subgraphs_converts():
+@pytest.mark.parametrize("version", list(twins.snapshots()))
+def test_a_workflow_saved_by_frontend_1_49_with_nested_subgraphs_converts(version):
     """tests/fixtures/ui_nested_subgraphs.json (the browser tests check the frontend queues the same):
     node 15 'Tiled 2x refine' holds node 14 'Upscale and encode'; node 16 is the same subgraph again,
     with other values for its promoted widgets (seed, scale_by, max_denoise, layout)."""
-    snapshot = json.loads((FIXTURES.parents[1] / "api_workflows" / "object_info.json").read_text())
-    api = ui_to_api(json.loads((FIXTURES / "ui_nested_subgraphs.json").read_text()), snapshot)
+    api = ui_to_api(json.loads((FIXTURES / "ui_nested_subgraphs.json").read_text()), twins.snapshots()[version])
     assert sorted(api, key=lambda i: [int(p) for p in i.split(":")]) == [
         "1", "2", "3", "4", "7", "8", "11", "13",
         "15:9", "15:10", "15:14:5", "15:14:6", "16:9", "16:10", "16:14:5", "16:14:6", "17",

@@ -38,9 +38,10 @@ from .convert import (
 from .errors import WorkflowError
 from .widgets import input_names
 
-# The display names of the node types Solune's examples use (a snapshot shipped with the pack), for
-# naming untitled nodes of a UI file before a server can be asked.
-SNAPSHOT = Path(__file__).resolve().parents[1] / "api_workflows" / "object_info.json"
+# The display names of the node types Solune's examples use (the /object_info snapshots shipped with
+# the pack, one per tested ComfyUI version), for naming untitled nodes of a UI file before a server can
+# be asked.
+SNAPSHOT_DIR = Path(__file__).resolve().parents[1] / "api_workflows" / "object_info"
 _SUFFIX = re.compile(r"^(.*\S)\s+\([^()]*\)$")
 
 
@@ -85,12 +86,15 @@ def parse_override(text: str) -> Override:
 
 
 def snapshot_display_names() -> dict[str, str]:
-    """{class type: display name} from the snapshot shipped with the pack ({} when it is missing)."""
-    try:
-        info = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return {k: v["display_name"] for k, v in info.items() if isinstance(v, dict) and v.get("display_name")}
+    """{class type: display name} from the snapshots shipped with the pack ({} when there are none)."""
+    names = {}
+    for path in sorted(SNAPSHOT_DIR.glob("*.json")):
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        names.update(display_names(info))
+    return names
 
 
 def display_names(object_info: dict | None) -> dict[str, str]:

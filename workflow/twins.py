@@ -2,12 +2,15 @@
 
 ComfyUI lists every `example_workflows/*.json` of a pack as a template, so the API-format twins
 for headless runs live in `api_workflows/`, one per UI file with the same name. They are made by
-the same converter `python -m solune.run` uses, against an `/object_info` snapshot
-(`api_workflows/object_info.json`: only the node types the examples use), so they cannot drift:
-a tier-1 test regenerates them from the snapshot, and a tier-2 test checks the snapshot against a
-live server.
+the same converter `python -m solune.run` uses, against `/object_info` snapshots (only the node
+types the examples use), one per ComfyUI version Solune is tested on:
+`api_workflows/object_info/<version>.json`. Each version describes its nodes differently (categories,
+search aliases, combo options), but the twins must come out the same from every snapshot, so one
+set of twins serves every version. A tier-1 test regenerates the twins from every snapshot, and a
+tier-2 test checks the running ComfyUI's snapshot against it, and the twins against its live
+`/object_info`.
 
-    python -m solune.workflow.twins --server http://127.0.0.1:8188   # refresh snapshot and twins
+    python -m solune.workflow.twins --server http://127.0.0.1:8188   # record that server's snapshot, rewrite twins
     python -m solune.workflow.twins --check                          # exit 1 if a twin is stale
 """
 
@@ -28,7 +31,7 @@ log = logging.getLogger(__name__)
 PACK = Path(__file__).resolve().parents[1]
 UI_DIR = PACK / "example_workflows"
 API_DIR = PACK / "api_workflows"
-SNAPSHOT = "object_info.json"
+SNAPSHOT_DIR = API_DIR / "object_info"
 
 
 def ui_files(ui_dir: Path = UI_DIR) -> list[Path]:
@@ -85,6 +88,32 @@ def snapshot_object_info(full: dict, ui_dir: Path = UI_DIR) -> dict:
     return {name: without_file_lists(name, full[name]) for name in sorted(node_types(ui_dir)) if name in full}
 
 
+def snapshot_path(version: str, snapshot_dir: Path = SNAPSHOT_DIR) -> Path:
+    """Where the snapshot of ComfyUI `version` (as its /system_stats names it) lives."""
+    if not version or "/" in version or "\\" in version or version.startswith("."):
+        raise RunnerError(f"ComfyUI version must be a plain version string such as 0.3.64; got {version!r}")
+    return snapshot_dir / f"{version}.json"
+
+
+def _version_key(version: str) -> tuple:
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in version.split("."))
+
+
+def snapshots(snapshot_dir: Path = SNAPSHOT_DIR) -> dict[str, dict]:
+    """{ComfyUI version: its /object_info snapshot}, oldest version first."""
+    found = {p.stem: json.loads(p.read_text()) for p in snapshot_dir.glob("*.json") if p.is_file()}
+    return {v: found[v] for v in sorted(found, key=_version_key)}
+
+
+def server_version(client: ComfyClient) -> str:
+    """The ComfyUI version a server reports in `GET /system_stats` (`system.comfyui_version`)."""
+    stats = client.get_json("/system_stats")
+    version = stats.get("system", {}).get("comfyui_version") if isinstance(stats, dict) else None
+    if not isinstance(version, str) or not version:
+        raise RunnerError(f"the server at {client.base_url} names no comfyui_version in /system_stats")
+    return version
+
+
 def render(api: dict) -> str:
     """The twin's file text: stable, diff-friendly JSON."""
     return json.dumps(api, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -93,6 +122,21 @@ def render(api: dict) -> str:
 def make_twins(object_info: dict, ui_dir: Path = UI_DIR) -> dict[str, str]:
     """{file name: API-format JSON text} for every UI example."""
     return {path.name: render(ui_to_api(json.loads(path.read_text()), object_info)) for path in ui_files(ui_dir)}
+
+
+def version_dependent_twins(infos: dict[str, dict], ui_dir: Path = UI_DIR) -> dict[str, list[str]]:
+    """{example file name: the versions whose snapshot converts it differently from the oldest's};
+    empty when one set of twins serves every version."""
+    made = {version: make_twins(info, ui_dir) for version, info in infos.items()}
+    if not made:
+        return {}
+    first, *rest = made
+    out = {}
+    for name, text in made[first].items():
+        differ = [v for v in rest if made[v].get(name) != text]
+        if differ:
+            out[name] = differ
+    return out
 
 
 def stale_twins(object_info: dict, ui_dir: Path = UI_DIR, api_dir: Path = API_DIR) -> list[str]:
@@ -107,26 +151,38 @@ def stale_twins(object_info: dict, ui_dir: Path = UI_DIR, api_dir: Path = API_DI
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m solune.workflow.twins", description=__doc__.splitlines()[0])
-    parser.add_argument("--server", help="refresh the /object_info snapshot from this ComfyUI server first")
+    parser.add_argument("--server", help="record this ComfyUI server's /object_info snapshot (for its version) first")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when a twin is stale")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    snapshot_path = API_DIR / SNAPSHOT
     try:
+        infos = snapshots()
         if args.server:
-            info = snapshot_object_info(ComfyClient(args.server).object_info())
+            client = ComfyClient(args.server)
+            version = server_version(client)
+            info = snapshot_object_info(client.object_info())
             missing = sorted(node_types() - set(info) - {"Reroute", "PrimitiveNode", "Note", "MarkdownNote"})
             if missing:
                 raise RunnerError(
                     f"the server at {args.server} lacks node types the examples use: {', '.join(missing)}"
                 )
+            infos[version] = info
             if not args.check:
-                API_DIR.mkdir(exist_ok=True)
-                snapshot_path.write_text(render(info))
-        else:
-            if not snapshot_path.is_file():
-                raise RunnerError(f"no snapshot at {snapshot_path}: run with --server URL once")
-            info = json.loads(snapshot_path.read_text())
+                path = snapshot_path(version)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(render(info))
+                log.info("wrote api_workflows/object_info/%s", path.name)
+        if not infos:
+            raise RunnerError(f"no snapshot in {SNAPSHOT_DIR}: run with --server URL once per ComfyUI version")
+        differ = version_dependent_twins(infos)
+        if differ:
+            first = next(iter(infos))
+            detail = "; ".join(f"{name} on {', '.join(vs)}" for name, vs in sorted(differ.items()))
+            raise RunnerError(
+                f"these examples convert to another API prompt than on ComfyUI {first}: {detail}. One twin "
+                "serves every version: change the example (or the converter) until every version converts it alike"
+            )
+        info = next(iter(infos.values()))
         if args.check:
             stale = stale_twins(info)
             for name in stale:
