@@ -24,15 +24,22 @@ Workflow formats (detected automatically; anything else is rejected):
   widgets take their link instead; `Reroute` and `PrimitiveNode` are resolved;
   muted nodes (mode 2) are dropped; bypassed nodes (mode 4) pass their input of
   the matching type through (chains resolve transitively); notes and groups are
-  ignored. Unknown node types, widget-count mismatches and required inputs left
+  ignored; subgraphs are flattened as the editor's graphToPrompt does (a node
+  inside one gets the id SUBGRAPH_NODE_ID:INNER_ID; promoted widgets feed the
+  inner inputs they are linked to). Unknown node types, widget-count mismatches and required inputs left
   unconnected (e.g. by muting their source) are reported per node.
 
 `--set NODE.INPUT=VALUE` (repeatable) edits the API-format prompt after
-conversion. NODE is a node id, or else a unique node title (`_meta.title`,
-which a UI file's untitled nodes get from their display name, as the editor
-writes it; titles may contain dots: the key is split
-on its last '.'); VALUE is parsed as JSON when it parses, else used as a
-string: `--set 3.steps=30 --set "Positive.text=a cat"`.
+conversion. NODE is, first match wins: a node id (a node inside a subgraph is
+SUBGRAPH_NODE_ID:INNER_ID, `14:9`, nested `14:20:5`, as "Export (API)" numbers
+it); a unique title (`_meta.title`; an untitled node answers to its display
+name, as the editor writes it); a unique title without its trailing " (...)"
+(`Sol UNet` for `Sol UNet (sol_unet.safetensors)`); a unique class type.
+Titles may contain dots: the key is split on its last '.'. VALUE is parsed as
+JSON when it parses, else used as a string:
+`--set 3.steps=30 --set "Positive.text=a cat" --set 14:9.seed=7`. Every NODE
+is checked against the workflow file before ComfyUI is started or queued; a
+name that matches no node lists the nodes' ids and titles.
 
 `--comfyui DIR` starts a headless ComfyUI from DIR for this run only
 (`main.py --cpu --listen 127.0.0.1 --port <free port>`, run with this Python
@@ -87,7 +94,7 @@ from .workflow.errors import (
 from .workflow.follow import run_prompt
 from .workflow.local_server import LocalComfyUI
 from .workflow.outputs import download_outputs, output_files
-from .workflow.overrides import apply_overrides, parse_override
+from .workflow.overrides import apply_overrides, check_overrides, parse_override
 from .workflow.progress import Console, PromptProgress
 
 log = logging.getLogger("solune.run")
@@ -109,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NODE.INPUT=VALUE",
-        help="set an input after conversion; NODE is an id or a title; VALUE is JSON or a string",
+        help="set an input after conversion; NODE is an id (inside a subgraph SUBGRAPH_ID:INNER_ID, e.g. 14:9), "
+        "a title, a title without its ' (...)' suffix, or a class type; VALUE is JSON or a string",
     )
     parser.add_argument(
         "--out", default="solune-out", metavar="DIR", help="where to save outputs (default ./solune-out)"
@@ -168,6 +176,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     data = load_workflow(args.workflow)
     kind = detect_format(data)
     overrides = [parse_override(text) for text in args.overrides]
+    if args.comfyui:
+        check_overrides(data, overrides)  # before the server starts: a wrong --set costs no start
     try:
         extra_args = shlex.split(args.comfyui_args)
     except ValueError as error:
@@ -197,7 +207,7 @@ def _run_on(
     prompt = to_api(data, object_info)
     if not prompt:
         raise WorkflowError("the workflow has no nodes to run (they are all muted, bypassed or frontend-only)")
-    apply_overrides(prompt, overrides, object_info)
+    apply_overrides(prompt, overrides, object_info, workflow=data)
     if args.dry_run:
         sys.stdout.write(json.dumps(prompt, indent=2) + "\n")
         return EXIT_OK

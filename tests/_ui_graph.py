@@ -177,3 +177,70 @@ TXT2IMG_API = {
         "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]},
     },
 }
+
+
+class Subgraph(UIGraph):
+    """A subgraph definition (`definitions.subgraphs[]`) as the editor saves it: its own nodes, links in
+    object form, and its input and output slots; the subgraph's input node is -10, its output node -20."""
+
+    def __init__(self, sg_id: str, name: str, inputs=(), outputs=()):
+        super().__init__()
+        self.id, self.name = sg_id, name
+        self.inputs = [{"id": f"{sg_id}-in{i}", "name": n, "type": t, "linkIds": []} for i, (n, t) in enumerate(inputs)]
+        self.outputs = [
+            {"id": f"{sg_id}-out{i}", "name": n, "type": t, "linkIds": []} for i, (n, t) in enumerate(outputs)
+        ]
+        self.link_ids = iter(range(1001, 2000))
+
+    def from_input(self, slot: int, to_id: int, to_name: str) -> int:
+        target = self.node(to_id)
+        to_slot = next(i for i, e in enumerate(target["inputs"]) if e["name"] == to_name)
+        link_id = next(self.link_ids)
+        self.links.append([link_id, -10, slot, to_id, to_slot, self.inputs[slot]["type"]])
+        self.inputs[slot]["linkIds"].append(link_id)
+        target["inputs"][to_slot]["link"] = link_id
+        return link_id
+
+    def to_output(self, from_id: int, from_slot: int, slot: int) -> int:
+        link_id = next(self.link_ids)
+        self.links.append([link_id, from_id, from_slot, -20, slot, self.outputs[slot]["type"]])
+        self.outputs[slot]["linkIds"].append(link_id)
+        self.node(from_id)["outputs"][from_slot]["links"].append(link_id)
+        return link_id
+
+    def instance(self, graph: UIGraph, node_id: int, widgets=None, mode: int = 0, title: str | None = None) -> dict:
+        """Add a subgraph node for this definition to `graph` (its inputs and outputs are the subgraph's)."""
+        node = graph.add(
+            node_id,
+            self.id,
+            widgets,
+            inputs=[(s["name"], s["type"]) for s in self.inputs],
+            outputs=[(s["name"], s["type"]) for s in self.outputs],
+            mode=mode,
+            title=title,
+        )
+        return node
+
+    def definition(self) -> dict:
+        keys = ("id", "origin_id", "origin_slot", "target_id", "target_slot", "type")
+        return {
+            "id": self.id,
+            "version": 1,
+            "name": self.name,
+            "inputNode": {"id": -10, "bounding": [0, 0, 75, 100]},
+            "outputNode": {"id": -20, "bounding": [600, 0, 75, 100]},
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "widgets": [],
+            "nodes": self.nodes,
+            "links": [dict(zip(keys, link)) for link in self.links],
+            "groups": [],
+            "config": {},
+            "extra": {},
+        }
+
+
+def with_subgraphs(graph: UIGraph, *subgraphs: Subgraph) -> dict:
+    data = graph.to_json()
+    data["definitions"] = {"subgraphs": [s.definition() for s in subgraphs]}
+    return data

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from solune.workflow import twins
+from solune.workflow.convert import subgraph_definitions
+from solune.workflow.overrides import targets
 
 EXAMPLES = twins.ui_files()
 FRONTEND_ONLY = {"Reroute", "PrimitiveNode", "Note", "MarkdownNote"}
@@ -31,6 +33,10 @@ SNAPSHOTS = twins.snapshots()  # {ComfyUI version: /object_info snapshot}, oldes
 def snapshot() -> dict:
     """The oldest tested version's snapshot (every snapshot converts the examples alike: see below)."""
     return next(iter(SNAPSHOTS.values()))
+
+
+def converted(path: Path) -> dict:
+    return twins.ui_to_api(json.loads(path.read_text()), snapshot())
 
 
 def test_the_examples_cover_every_feature():
@@ -54,12 +60,16 @@ def test_the_examples_cover_every_feature():
     assert {"GrowMask", "ImageBlur", "ImageToMask"} <= types
     # ControlNet Tile refine: a tile ControlNet under tiled evaluation
     assert "ControlNetApplyAdvanced" in types
+    # a 2026-style workflow: the tiled nodes packed in a subgraph, its settings promoted to the subgraph node
+    packed = [p for p in EXAMPLES if (json.loads(p.read_text()).get("definitions") or {}).get("subgraphs")]
+    assert packed, "no example workflow uses a subgraph"
+    assert any(":" in i and n["class_type"] == "SoluneTiledSampler" for p in packed for i, n in converted(p).items())
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_no_tile_setting_is_typed_twice_in_an_example(path):
     """The preview comes from the hook node: no example sets up a SoluneTileMap beside a tiled node."""
-    types = [n["type"] for n in json.loads(path.read_text())["nodes"]]
+    types = [n["type"] for n in twins.all_nodes(json.loads(path.read_text()))]
     if "SoluneTiledImg2Img" in types or "SoluneTiledSampler" in types:
         assert "SoluneTileMap" not in types
 
@@ -78,11 +88,12 @@ def test_example_is_a_ui_file_with_a_thumbnail(path):
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_example_uses_only_stock_and_solune_nodes_and_titles_its_model_files(path):
-    for node in json.loads(path.read_text())["nodes"]:
+    workflow = json.loads(path.read_text())
+    subgraphs = subgraph_definitions(workflow)
+    for node in twins.all_nodes(workflow):
         for version, info in SNAPSHOTS.items():
-            assert node["type"] in info or node["type"] in FRONTEND_ONLY, (
-                f"{path.name}: node type {node['type']} unknown to ComfyUI {version}"
-            )
+            known = node["type"] in info or node["type"] in FRONTEND_ONLY or node["type"] in subgraphs
+            assert known, f"{path.name}: node type {node['type']} unknown to ComfyUI {version}"
         if node["type"] in LOADERS:
             # a user changes a model or image name in one place: the titled loader
             assert node.get("title"), f"{path.name}: loader node {node['id']} ({node['type']}) has no title"
@@ -139,21 +150,23 @@ def test_a_changed_ui_file_makes_its_twin_stale(tmp_path):
 def model_overrides(path: Path) -> list[str]:
     """--set arguments that point every loader of the example at the tests' tiny files."""
     sets, unets = [], 0
-    for node in sorted(json.loads(path.read_text())["nodes"], key=lambda n: n["id"]):
-        kind = node["type"]
+    # every node by the id the prompt gives it (`14:9` inside a subgraph), in id order
+    nodes = sorted(targets(json.loads(path.read_text())), key=lambda t: [int(p) for p in t.node_id.split(":")])
+    for node in nodes:
+        kind, node_id = node.class_type, node.node_id
         if kind == "UNETLoader":
-            sets.append(f"{node['id']}.unet_name=tiny_sd15_{min(unets, 1)}.safetensors")
+            sets.append(f"{node_id}.unet_name=tiny_sd15_{min(unets, 1)}.safetensors")
             unets += 1
         elif kind == "CLIPLoader":
-            sets.append(f"{node['id']}.clip_name=tiny_clip_l.safetensors")
+            sets.append(f"{node_id}.clip_name=tiny_clip_l.safetensors")
         elif kind == "VAELoader":
-            sets.append(f"{node['id']}.vae_name=tiny_taesd.safetensors")
+            sets.append(f"{node_id}.vae_name=tiny_taesd.safetensors")
         elif kind == "ControlNetLoader":
-            sets.append(f"{node['id']}.control_net_name=tiny_sd15_controlnet.safetensors")
+            sets.append(f"{node_id}.control_net_name=tiny_sd15_controlnet.safetensors")
         elif kind == "LoadImage":
-            sets.append(f"{node['id']}.image=solune_example.png")
+            sets.append(f"{node_id}.image=solune_example.png")
         elif kind == "EmptyLatentImage":  # the tiny UNet runs at 16×16 latents, not the example's size
-            sets += [f"{node['id']}.width=128", f"{node['id']}.height=128"]
+            sets += [f"{node_id}.width=128", f"{node_id}.height=128"]
     return [a for s in sets for a in ("--set", s)]
 
 

@@ -6,9 +6,9 @@ import copy
 import json
 
 import pytest
-from _ui_graph import FIXTURES, TXT2IMG_API, UIGraph, load_object_info, txt2img_graph
+from _ui_graph import FIXTURES, TXT2IMG_API, Subgraph, UIGraph, load_object_info, txt2img_graph, with_subgraphs
 
-from solune.workflow import WorkflowError, detect_format, to_api, ui_to_api
+from solune.workflow import WorkflowError, detect_format, to_api, twins, ui_to_api
 from solune.workflow.overrides import apply_overrides, parse_override
 
 OBJECT_INFO = load_object_info()
@@ -361,12 +361,12 @@ def test_a_node_mode_the_editor_never_writes_is_refused(mode):
         convert(data)
 
 
-def test_subgraph_node_is_reported_as_unsupported():
+def test_a_type_that_is_neither_a_class_nor_a_subgraph_is_unknown():
     g = txt2img_graph()
     g.add(15, "0f3c2a9e-aaaa-bbbb-cccc-111122223333")
     data = g.to_json()
-    data["definitions"] = {"subgraphs": [{"id": "0f3c2a9e-aaaa-bbbb-cccc-111122223333", "nodes": []}]}
-    with pytest.raises(WorkflowError, match="is a subgraph"):
+    data["definitions"] = {"subgraphs": [{"id": "0f3c2a9e-aaaa-bbbb-cccc-000000000000", "nodes": []}]}
+    with pytest.raises(WorkflowError, match="node 15 .*unknown node type '0f3c2a9e-aaaa-bbbb-cccc-111122223333'"):
         convert(data)
 
 
@@ -446,3 +446,187 @@ def test_saved_workflow_file_converts_to_its_api_twin():
     data = json.loads((FIXTURES / "ui_latent_and_image.json").read_text())
     expected = json.loads((FIXTURES / "ui_latent_and_image.api.json").read_text())
     assert convert(data) == expected
+
+
+# --- subgraphs ----------------------------------------------------------------------------------
+
+UPSCALE_SG = "9d1a3c2e-0000-4000-8000-00000000000a"
+TWICE_SG = "9d1a3c2e-0000-4000-8000-00000000000b"
+
+
+def upscale_subgraph() -> Subgraph:
+    """LatentUpscaleBy inside a subgraph: input 0 'samples' (a socket), input 1 'scale_by' (linked to the
+    inner widget, so the subgraph node shows it as a promoted widget), output 0 the upscaled latent."""
+    sg = Subgraph(
+        UPSCALE_SG, "Upscale", inputs=[("samples", "LATENT"), ("scale_by", "FLOAT")], outputs=[("LATENT", "LATENT")]
+    )
+    sg.add(
+        3,
+        "LatentUpscaleBy",
+        ["bilinear", 2.0],
+        inputs=[("samples", "LATENT"), ("scale_by", "FLOAT", "widget")],
+        outputs=[("LATENT", "LATENT")],
+    )
+    sg.from_input(0, 3, "samples")
+    sg.from_input(1, 3, "scale_by")
+    sg.to_output(3, 0, 0)
+    return sg
+
+
+def root_with(sg: Subgraph, widgets=None, mode: int = 0) -> UIGraph:
+    g = UIGraph()
+    latent_source(g)
+    sg.instance(g, 5, widgets, mode=mode, title="Upscale it")
+    save_latent(g)
+    g.connect(1, 0, 5, "samples")
+    g.connect(5, 0, 9, "samples")
+    return g
+
+
+def upscaled(source: list, scale: float) -> dict:
+    return {
+        "class_type": "LatentUpscaleBy",
+        "_meta": {"title": "Upscale Latent By"},
+        "inputs": {"upscale_method": "bilinear", "scale_by": scale, "samples": source},
+    }
+
+
+def test_inner_nodes_get_path_ids_and_the_promoted_widget_value():
+    sg = upscale_subgraph()
+    api = convert(with_subgraphs(root_with(sg, [1.25]), sg))
+    assert api == {"1": EMPTY_LATENT, "5:3": upscaled(["1", 0], 1.25), "9": saved_from(["5:3", 0])}
+
+
+def test_an_unsaved_promoted_value_is_the_inner_widgets_own():
+    """As frontend 1.49.6 does (it starts the promoted widget from the inner one). Both frontends save every
+    promoted value; given a file without them, 1.27.10 fills them from unrelated positions of the inner
+    node's widgets_values, which this converter does not copy."""
+    sg = upscale_subgraph()
+    assert convert(with_subgraphs(root_with(sg), sg))["5:3"] == upscaled(["1", 0], 2.0)
+
+
+def test_a_promoted_input_linked_outside_takes_its_link():
+    sg = upscale_subgraph()
+    g = root_with(sg, [1.25])
+    g.add(10, "PrimitiveNode", [3.0], outputs=[("FLOAT", "FLOAT")])
+    g.connect(10, 0, 5, "scale_by")
+    assert convert(with_subgraphs(g, sg))["5:3"] == upscaled(["1", 0], 3.0)
+
+
+def test_the_same_subgraph_twice_is_two_sets_of_nodes_with_their_own_values():
+    sg = upscale_subgraph()
+    g = root_with(sg, [1.25])
+    sg.instance(g, 6, [0.5])
+    save_latent(g, 8)
+    g.connect(1, 0, 6, "samples")
+    g.connect(6, 0, 8, "samples")
+    api = convert(with_subgraphs(g, sg))
+    assert api["5:3"] == upscaled(["1", 0], 1.25) and api["6:3"] == upscaled(["1", 0], 0.5)
+    assert api["8"]["inputs"]["samples"] == ["6:3", 0]
+
+
+def twice_subgraph() -> Subgraph:
+    """A subgraph holding the upscale subgraph (node 7) and a LatentBlend of its result with its input;
+    its 'scale_by' input is linked to node 7's promoted widget, so it is promoted again one level up."""
+    sg = Subgraph(
+        TWICE_SG,
+        "Upscale and blend",
+        inputs=[("samples", "LATENT"), ("scale_by", "FLOAT")],
+        outputs=[("LATENT", "LATENT")],
+    )
+    upscale_subgraph().instance(sg, 7)
+    sg.add(
+        4, "LatentBlend", [0.5], inputs=[("samples1", "LATENT"), ("samples2", "LATENT")], outputs=[("LATENT", "LATENT")]
+    )
+    sg.from_input(0, 7, "samples")
+    sg.from_input(1, 7, "scale_by")
+    sg.from_input(0, 4, "samples1")
+    sg.connect(7, 0, 4, "samples2")
+    sg.to_output(4, 0, 0)
+    return sg
+
+
+def test_nested_subgraphs_flatten_to_paths_and_promoted_values_flow_down_two_levels():
+    outer, inner = twice_subgraph(), upscale_subgraph()
+    api = convert(with_subgraphs(root_with(outer, [4.0]), outer, inner))
+    assert api["5:7:3"] == upscaled(["1", 0], 4.0)
+    assert api["5:4"]["inputs"] == {"blend_factor": 0.5, "samples1": ["1", 0], "samples2": ["5:7:3", 0]}
+    assert api["9"]["inputs"]["samples"] == ["5:4", 0]
+    assert sorted(api) == ["1", "5:4", "5:7:3", "9"]
+
+
+def test_a_muted_subgraph_node_leaves_out_its_nodes_and_what_needs_them_says_why():
+    sg = upscale_subgraph()
+    with pytest.raises(
+        WorkflowError,
+        match=r"node 9 \(SaveLatent\): required input 'samples' is missing: its "
+        r"source node 5 'Upscale it' \(9d1a3c2e.*\) is muted",
+    ):
+        convert(with_subgraphs(root_with(sg, [1.25], mode=2), sg))
+
+
+def test_a_bypassed_subgraph_node_passes_its_matching_input_through():
+    sg = upscale_subgraph()
+    api = convert(with_subgraphs(root_with(sg, [1.25], mode=4), sg))
+    assert api == {"1": EMPTY_LATENT, "9": saved_from(["1", 0])}
+
+
+def test_an_unconnected_subgraph_input_is_reported_as_such():
+    sg = upscale_subgraph()
+    g = root_with(sg, [1.25])
+    g.node(5)["inputs"][0]["link"] = None
+    g.links = [link for link in g.links if link[3] != 5]
+    with pytest.raises(
+        WorkflowError,
+        match=r"node 5:3 \(LatentUpscaleBy\): required input 'samples' is missing: "
+        r"input 'samples' of subgraph node 5 'Upscale it'",
+    ):
+        convert(with_subgraphs(g, sg))
+
+
+def test_a_subgraph_that_contains_itself_is_refused():
+    sg = upscale_subgraph()
+    sg.instance(sg, 8)
+    with pytest.raises(WorkflowError, match="subgraph 'Upscale' contains itself"):
+        convert(with_subgraphs(root_with(sg, [1.25]), sg))
+
+
+def test_inner_ids_taken_elsewhere_are_renumbered_as_frontend_1_49_does():
+    """Frontend 1.49.6 renumbers, on load, a subgraph's node whose id the root graph (or an earlier
+    subgraph) uses: to the next free number above the graph's last node id."""
+    sg = upscale_subgraph()
+    sg.nodes[0]["id"] = 1  # the root's EmptyLatentImage is node 1 too
+    for link in sg.links:
+        link[1], link[3] = (1 if link[1] == 3 else link[1]), (1 if link[3] == 3 else link[3])
+    api = convert(with_subgraphs(root_with(sg, [1.25]), sg))
+    assert sorted(api) == ["1", "5:10", "9"]
+    assert api["5:10"] == upscaled(["1", 0], 1.25)
+
+
+def test_a_list_widget_value_is_wrapped_as_graph_to_prompt_does():
+    g = UIGraph()
+    g.add(1, "EmptyLatentImage", [64, 64, 1], outputs=[("LATENT", "LATENT")])
+    g.add(2, "PrimitiveNode", [[1, 2]], outputs=[("INT", "INT")])
+    g.node(1)["inputs"] = [{"name": "batch_size", "type": "INT", "link": None, "widget": {"name": "batch_size"}}]
+    g.connect(2, 0, 1, "batch_size")
+    assert convert(g)["1"]["inputs"]["batch_size"] == {"__value__": [1, 2]}
+
+
+@pytest.mark.parametrize("version", list(twins.snapshots()))
+def test_a_workflow_saved_by_frontend_1_49_with_nested_subgraphs_converts(version):
+    """tests/fixtures/ui_nested_subgraphs.json (the browser tests check the frontend queues the same):
+    node 15 'Tiled 2x refine' holds node 14 'Upscale and encode'; node 16 is the same subgraph again,
+    with other values for its promoted widgets (seed, scale_by, max_denoise, layout)."""
+    api = ui_to_api(json.loads((FIXTURES / "ui_nested_subgraphs.json").read_text()), twins.snapshots()[version])
+    assert sorted(api, key=lambda i: [int(p) for p in i.split(":")]) == [
+        "1", "2", "3", "4", "7", "8", "11", "13",
+        "15:9", "15:10", "15:14:5", "15:14:6", "16:9", "16:10", "16:14:5", "16:14:6", "17",
+    ]  # fmt: skip
+    first, second = api["15:9"]["inputs"], api["16:9"]["inputs"]
+    assert (first["seed"], first["max_denoise"], first["layout"]) == (99, 0.4, "grid")
+    assert (second["seed"], second["max_denoise"], second["layout"]) == (7, 0.5, "quadtree")
+    assert api["15:14:5"]["inputs"] == {"upscale_method": "lanczos", "scale_by": 1.5, "image": ["4", 0]}
+    assert api["16:14:5"]["inputs"]["scale_by"] == 1.25
+    assert first["latent_image"] == ["15:14:6", 0] and first["model"] == ["1", 0]
+    assert api["15:14:6"]["inputs"] == {"pixels": ["15:14:5", 0], "vae": ["3", 0]}
+    assert api["13"]["inputs"]["images"] == ["15:9", 1] and api["17"]["inputs"]["images"] == ["16:10", 0]

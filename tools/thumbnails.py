@@ -1,8 +1,8 @@
 """Render each example workflow's same-name .jpg thumbnail: a miniature of its graph.
 
 Development tool (needs Pillow, which ComfyUI ships): `python tools/thumbnails.py`.
-Solune nodes are drawn in the pack's colour, stock nodes in grey, links as lines between the
-nodes' sides, with the workflow's name as the caption.
+Solune nodes (and subgraph nodes holding one) are drawn in the pack's colour, stock nodes in grey,
+links as lines between the nodes' sides, with the workflow's name as the caption.
 """
 
 from __future__ import annotations
@@ -39,8 +39,14 @@ def render(path: Path) -> Image.Image:
         if a and b:
             ba, bb = box(a), box(b)
             draw.line([(ba[2], (ba[1] + ba[3]) / 2), (bb[0], (bb[1] + bb[3]) / 2)], fill=LINK, width=2)
+    # a subgraph node is drawn in the pack's colour when a Solune node sits inside it
+    solune_subgraphs = {
+        s["id"]
+        for s in (data.get("definitions") or {}).get("subgraphs") or []
+        if any(str(inner["type"]).startswith("Solune") for inner in s.get("nodes") or [])
+    }
     for n in nodes.values():
-        fill = SOLUNE if n["type"].startswith("Solune") else STOCK
+        fill = SOLUNE if n["type"].startswith("Solune") or n["type"] in solune_subgraphs else STOCK
         draw.rounded_rectangle(box(n), radius=4, fill=fill, outline=(16, 16, 20))
         label = n.get("title") or n["type"]
         left, top, right, _ = box(n)

@@ -8,6 +8,17 @@ are widgets and in which order their values were saved.
 Frontend-only parts are resolved here: `Reroute` and `PrimitiveNode` are followed
 to their source, muted nodes (mode 2) are dropped, bypassed nodes (mode 4) pass an
 input of the matching type through, and notes and groups are ignored.
+
+Subgraphs (`definitions.subgraphs`, nested ones too) are flattened as the editor's
+`graphToPrompt` does (frontends 1.27.10 and 1.49.6 read): each node inside a
+subgraph node becomes a prompt node whose id is the path of subgraph node ids and
+its own, joined by ':' (`14:9`); an input linked to the subgraph's input takes what
+the subgraph node's input is linked to, else the value of the widget the subgraph
+node shows for it (a promoted widget, saved in its `widgets_values`); a subgraph
+node's output is the inner node linked to the subgraph's output. A muted or
+bypassed subgraph node leaves out everything inside it (bypassed, it passes an input
+of the matching type through, like any node). Node ids of subgraph definitions that
+repeat ids used elsewhere are renumbered as frontend 1.49.6 does on load.
 """
 
 from __future__ import annotations
@@ -78,56 +89,162 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
     return _Converter(workflow, object_info).convert()
 
 
-class _Converter:
-    def __init__(self, workflow: dict, object_info: dict):
-        self.object_info = object_info
-        self.nodes = {}
-        for node in workflow["nodes"]:
+# The ids the editor gives a subgraph's own input and output nodes inside its definition's links.
+SUBGRAPH_INPUT_NODE, SUBGRAPH_OUTPUT_NODE = "-10", "-20"
+_NOTHING = object()
+
+
+def execution_id(path: tuple[str, ...], node_id: object) -> str:
+    """A node's id in the prompt: the ids of the subgraph nodes it sits in, then its own, joined by ':'
+    (`5:3` is node 3 inside the subgraph that node 5 instantiates), as the frontend numbers them."""
+    return ":".join((*path, str(node_id)))
+
+
+def subgraph_definitions(workflow: dict) -> dict[str, dict]:
+    """Every subgraph definition of a UI workflow by its id (`definitions.subgraphs`, nested ones included)."""
+    found, stack = {}, [workflow]
+    while stack:
+        holder = stack.pop()
+        for definition in (holder.get("definitions") or {}).get("subgraphs") or []:
+            if isinstance(definition, dict) and definition.get("id") is not None and str(definition["id"]) not in found:
+                found[str(definition["id"])] = definition
+                stack.append(definition)
+    return found
+
+
+def loaded_subgraphs(workflow: dict) -> dict[str, dict]:
+    """The workflow's subgraph definitions by id, their node ids made unique across the root graph and every
+    subgraph the way frontend 1.49.6 does when it loads a file (`deduplicateSubgraphNodeIds`): in definition
+    order, an id already taken moves to the next free number above the graph's last node id; links follow."""
+    definitions = subgraph_definitions(workflow)
+    seen = {str(n.get("id")) for n in workflow["nodes"] if isinstance(n, dict) and _is_number(n.get("id"))}
+    numbers = {int(i) for i in seen}
+    last = workflow.get("last_node_id")
+    if last is None:
+        last = (workflow.get("state") or {}).get("lastNodeId")
+    last = last if _is_number(last) else 0
+    renumbered = {}
+    for key, definition in definitions.items():
+        moved = {}
+        for node in definition.get("nodes") or []:
+            node_id = str(node.get("id")) if isinstance(node, dict) else None
+            if node_id is None:
+                continue
+            if node_id in seen:
+                while True:
+                    last += 1
+                    if last not in numbers:
+                        break
+                moved[node_id] = last
+                numbers.add(last)
+                seen.add(str(last))
+            else:
+                seen.add(node_id)
+                if node_id.lstrip("-").isdigit():
+                    numbers.add(int(node_id))
+                    last = max(last, int(node_id))
+        if not moved:
+            renumbered[key] = definition
+            continue
+        log.info("subgraph %s: node ids %s are taken elsewhere; renumbered as the editor does", key, moved)
+        definition = dict(definition)
+        definition["nodes"] = [
+            {**n, "id": moved[str(n.get("id"))]} if str(n.get("id")) in moved else n for n in definition["nodes"]
+        ]
+        definition["links"] = [_renumber_link(link, moved) for link in definition.get("links") or []]
+        renumbered[key] = definition
+    return renumbered
+
+
+def _renumber_link(link: object, moved: dict) -> object:
+    if isinstance(link, dict):
+        return {
+            **link,
+            "origin_id": moved.get(str(link.get("origin_id")), link.get("origin_id")),
+            "target_id": moved.get(str(link.get("target_id")), link.get("target_id")),
+        }
+    if isinstance(link, list) and len(link) >= 5:
+        return [link[0], moved.get(str(link[1]), link[1]), link[2], moved.get(str(link[3]), link[3]), *link[4:]]
+    return link
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _as_prompt_value(value: object) -> object:
+    """A constant as graphToPrompt writes it: a list is wrapped as `{"__value__": [...]}` (a bare list is a link)."""
+    return {"__value__": value} if isinstance(value, list) else value
+
+
+class _Scope:
+    """One graph the prompt is flattened from: the root, or a subgraph's definition as one subgraph node
+    instantiates it (the same definition under two subgraph nodes is two scopes)."""
+
+    def __init__(self, path: tuple[str, ...], nodes: list, links: list, definition=None, host=None, parent=None):
+        self.path, self.definition, self.host, self.parent = path, definition, host, parent
+        self.nodes: dict[str, dict] = {}
+        for node in nodes:
             if not isinstance(node, dict) or "id" not in node or "type" not in node:
                 raise WorkflowError(
-                    f"UI workflow: every entry of 'nodes' needs an 'id' and a 'type', found {node!r:.80}"
+                    f"UI workflow{self.where()}: every entry of 'nodes' needs an 'id' and a 'type', found {node!r:.80}"
                 )
             if node.get("mode", MODE_ALWAYS) not in KNOWN_MODES:
                 raise WorkflowError(
-                    f"UI workflow: {node_label(node)} has mode {node.get('mode')!r}; the editor writes "
+                    f"UI workflow: {self.label(node)} has mode {node.get('mode')!r}; the editor writes "
                     f"0 (always), 2 (muted) or 4 (bypassed)"
                 )
             self.nodes[str(node["id"])] = node
-        self.links = {}
-        for link in workflow["links"]:
-            self._add_link(link)
-        subgraphs = (workflow.get("definitions") or {}).get("subgraphs") or []
-        self.subgraph_ids = {str(s.get("id")) for s in subgraphs if isinstance(s, dict)}
+        self.links = dict(_parse_link(link, self.where()) for link in links)
 
-    def _add_link(self, link: object) -> None:
-        if isinstance(link, list) and len(link) >= 5:
-            link_id, from_node, from_slot, to_node, to_slot = link[:5]
-            link_type = link[5] if len(link) > 5 else None
-        elif isinstance(link, dict) and "origin_id" in link:
-            link_id, from_node, from_slot = link.get("id"), link["origin_id"], link.get("origin_slot", 0)
-            to_node, to_slot, link_type = link.get("target_id"), link.get("target_slot"), link.get("type")
-        else:
-            raise WorkflowError(
-                f"UI workflow: malformed link {link!r:.80}; expected [id, from_node, from_slot, to_node, to_slot, type]"
-            )
-        self.links[link_id] = (str(from_node), int(from_slot or 0), str(to_node), to_slot, link_type)
+    def where(self) -> str:
+        return f" (inside subgraph node {':'.join(self.path)})" if self.path else ""
+
+    def id_of(self, node: dict) -> str:
+        return execution_id(self.path, node["id"])
+
+    def label(self, node: dict) -> str:
+        """`node 5:3 'My title' (KSampler)` for messages."""
+        return node_label({**node, "id": self.id_of(node)})
+
+
+def _parse_link(link: object, where: str) -> tuple[object, tuple]:
+    """(link id, (from node, from slot, to node, to slot, type)) from either saved link form."""
+    if isinstance(link, list) and len(link) >= 5:
+        link_id, from_node, from_slot, to_node, to_slot = link[:5]
+        link_type = link[5] if len(link) > 5 else None
+    elif isinstance(link, dict) and "origin_id" in link:
+        link_id, from_node, from_slot = link.get("id"), link["origin_id"], link.get("origin_slot", 0)
+        to_node, to_slot, link_type = link.get("target_id"), link.get("target_slot"), link.get("type")
+    else:
+        raise WorkflowError(
+            f"UI workflow{where}: malformed link {link!r:.80}; expected [id, from_node, from_slot, to_node, "
+            "to_slot, type] or {id, origin_id, origin_slot, target_id, target_slot, type}"
+        )
+    return link_id, (str(from_node), int(from_slot or 0), str(to_node), to_slot, link_type)
+
+
+class _Converter:
+    def __init__(self, workflow: dict, object_info: dict):
+        self.object_info = object_info
+        self.definitions = loaded_subgraphs(workflow)
+        self.root = _Scope((), workflow["nodes"], workflow["links"])
+        self.scopes: dict[tuple[str, ...], _Scope] = {(): self.root}
+        self.entries: dict[str, tuple[_Scope, dict]] = {}
+        self.widget_values: dict[str, dict] = {}
 
     def convert(self) -> dict:
         problems = []
         api = {}
         self.missing = {}
-        for node_id in sorted(self.nodes, key=_id_sort_key):
-            node = self.nodes[node_id]
-            kind = node["type"]
-            if kind in IGNORED_TYPES or kind in (REROUTE, PRIMITIVE):
-                continue
-            if node.get("mode", MODE_ALWAYS) in (MODE_NEVER, MODE_BYPASS):
-                continue
-            if kind not in self.object_info:
-                problems.append(self._unknown_type_message(node))
+        for scope, node in self._executable(self.root, problems):
+            node_id = scope.id_of(node)
+            self.entries[node_id] = (scope, node)
+            if node["type"] not in self.object_info:
+                problems.append(self._unknown_type_message(scope, node))
                 continue
             try:
-                api[node_id], self.missing[node_id] = self._convert_node(node)
+                api[node_id], self.missing[node_id] = self._convert_node(scope, node)
             except WorkflowError as error:
                 problems.append(str(error))
         problems.extend(self._missing_required(api))
@@ -135,27 +252,73 @@ class _Converter:
             raise WorkflowError("cannot convert the UI workflow:\n  " + "\n  ".join(problems))
         return api
 
-    def _unknown_type_message(self, node: dict) -> str:
-        if str(node["type"]) in self.subgraph_ids:
-            return f"{node_label(node)} is a subgraph; subgraphs are not supported, unpack it in the editor first"
+    def _executable(self, scope: _Scope, problems: list) -> list[tuple[_Scope, dict]]:
+        """The nodes that run, subgraphs flattened: muted and bypassed nodes (subgraph nodes included, with
+        everything inside them), frontend-only nodes and notes are left out."""
+        found = []
+        for node_id in sorted(scope.nodes, key=_id_sort_key):
+            node = scope.nodes[node_id]
+            kind = node["type"]
+            if kind in IGNORED_TYPES or kind in (REROUTE, PRIMITIVE):
+                continue
+            if node.get("mode", MODE_ALWAYS) in (MODE_NEVER, MODE_BYPASS):
+                continue
+            if str(kind) in self.definitions:
+                try:
+                    inner = self._inner_scope(scope, node)
+                except WorkflowError as error:
+                    problems.append(str(error))
+                    continue
+                found.extend(self._executable(inner, problems))
+            else:
+                found.append((scope, node))
+        return found
+
+    def _inner_scope(self, scope: _Scope, host: dict) -> _Scope:
+        """The scope of the subgraph that subgraph node `host` (in `scope`) instantiates."""
+        path = (*scope.path, str(host["id"]))
+        if path in self.scopes:
+            return self.scopes[path]
+        definition = self.definitions[str(host["type"])]
+        outer = scope
+        while outer.definition is not None:
+            if outer.definition is definition:
+                raise WorkflowError(
+                    f"{scope.label(host)}: subgraph '{definition.get('name') or host['type']}' contains itself"
+                )
+            outer = outer.parent
+        inner = _Scope(path, definition.get("nodes") or [], definition.get("links") or [], definition, host, scope)
+        self.scopes[path] = inner
+        return inner
+
+    def _unknown_type_message(self, scope: _Scope, node: dict) -> str:
         return (
-            f"{node_label(node)}: unknown node type '{node['type']}' (not in the server's /object_info); "
-            "install the custom node pack that provides it, or remove the node"
+            f"{scope.label(node)}: unknown node type '{node['type']}' (not in the server's /object_info, and no "
+            "subgraph of the workflow has this id); install the custom node pack that provides it, or remove the node"
         )
 
-    def _convert_node(self, node: dict) -> tuple[dict, dict]:
+    def _widgets(self, scope: _Scope, node: dict) -> dict:
+        """The node's saved widget values by input name."""
+        node_id = scope.id_of(node)
+        if node_id not in self.widget_values:
+            info = self.object_info[node["type"]]
+            values = map_widget_values(node.get("widgets_values"), widget_slots(info), scope.label(node))
+            self.widget_values[node_id] = {k: _as_prompt_value(v) for k, v in values.items()}
+        return self.widget_values[node_id]
+
+    def _convert_node(self, scope: _Scope, node: dict) -> tuple[dict, dict]:
         info = self.object_info[node["type"]]
-        where = node_label(node)
-        widget_values = map_widget_values(node.get("widgets_values"), widget_slots(info), where)
+        where = scope.label(node)
+        widget_values = self._widgets(scope, node)
         inputs = dict(widget_values)
         missing = {}
         for entry in node.get("inputs") or []:
             name = (entry.get("widget") or {}).get("name") or entry.get("name")
             if entry.get("link") is None:
                 continue
-            source = self._resolve(entry["link"], set())
+            source = self._resolve(scope, entry["link"], set())
             if source.is_value:
-                inputs[name] = source.value
+                inputs[name] = _as_prompt_value(source.value)
             elif source.node_id is not None:
                 inputs[name] = [source.node_id, source.slot]
             elif name in widget_values:
@@ -166,37 +329,110 @@ class _Converter:
         title = node.get("title") or info.get("display_name") or node["type"]
         return {"inputs": inputs, "class_type": node["type"], "_meta": {"title": title}}, missing
 
-    def _resolve(self, link_id: object, seen: set) -> _Source:
-        """Follow a link through reroutes, primitives and bypassed nodes to its real source."""
-        if link_id in seen:
+    def _resolve(self, scope: _Scope, link_id: object, seen: set) -> _Source:
+        """Follow a link through reroutes, primitives, bypassed nodes and subgraph boundaries to its source."""
+        if (scope.path, link_id) in seen:
             return _Source(why_missing="its links form a cycle through reroutes or bypassed nodes")
-        seen.add(link_id)
-        link = self.links.get(link_id)
+        seen.add((scope.path, link_id))
+        link = scope.links.get(link_id)
         if link is None:
-            return _Source(why_missing=f"link {link_id} is not in the workflow's 'links'")
+            return _Source(why_missing=f"link {link_id}{scope.where()} is not in the workflow's 'links'")
         from_id, from_slot, _, _, link_type = link
-        source = self.nodes.get(from_id)
+        if from_id == SUBGRAPH_INPUT_NODE and scope.definition is not None:
+            return self._from_subgraph_input(scope, from_slot, seen)
+        source = scope.nodes.get(from_id)
         if source is None:
-            return _Source(why_missing=f"link {link_id} comes from node {from_id}, which does not exist")
+            return _Source(why_missing=f"link {link_id}{scope.where()} comes from node {from_id}, which does not exist")
         kind = source["type"]
         if kind == REROUTE:
             upstream = next((e.get("link") for e in source.get("inputs") or [] if e.get("link") is not None), None)
             if upstream is None:
-                return _Source(why_missing=f"{node_label(source)} has no input")
-            return self._resolve(upstream, seen)
+                return _Source(why_missing=f"{scope.label(source)} has no input")
+            return self._resolve(scope, upstream, seen)
         if kind == PRIMITIVE:
             values = source.get("widgets_values")
             if isinstance(values, list) and values:
                 return _Source(value=values[0], is_value=True)
-            return _Source(why_missing=f"{node_label(source)} has no value")
+            return _Source(why_missing=f"{scope.label(source)} has no value")
         mode = source.get("mode", MODE_ALWAYS)
         if mode == MODE_NEVER:
-            return _Source(why_missing=f"its source {node_label(source)} is muted")
+            return _Source(why_missing=f"its source {scope.label(source)} is muted")
         if mode == MODE_BYPASS:
-            return self._pass_through(source, from_slot, link_type, seen)
-        return _Source(node_id=from_id, slot=from_slot)
+            return self._pass_through(scope, source, from_slot, link_type, seen)
+        if str(kind) in self.definitions:
+            return self._from_subgraph_output(scope, source, from_slot, seen)
+        return _Source(node_id=scope.id_of(source), slot=from_slot)
 
-    def _pass_through(self, node: dict, out_slot: int, link_type: object, seen: set) -> _Source:
+    def _from_subgraph_input(self, scope: _Scope, slot: int, seen: set) -> _Source:
+        """What a subgraph's input `slot` carries in this instance: the subgraph node's link, else the value of
+        the widget the subgraph node shows for it (a promoted widget), else nothing."""
+        host, outer = scope.host, scope.parent
+        entry = _host_input(scope.definition, host, slot)
+        name = _slot_name(scope.definition, "inputs", slot)
+        if entry is not None and entry.get("link") is not None:
+            return self._resolve(outer, entry["link"], seen)
+        value = self._promoted_value(outer, host, slot)
+        if value is not _NOTHING:
+            return _Source(value=value, is_value=True)
+        return _Source(why_missing=f"input '{name}' of subgraph {outer.label(host)} is not connected")
+
+    def _from_subgraph_output(self, scope: _Scope, host: dict, slot: int, seen: set) -> _Source:
+        """The inner source of output `slot` of subgraph node `host`."""
+        inner = self._inner_scope(scope, host)
+        outputs = inner.definition.get("outputs") or []
+        link_ids = (outputs[slot].get("linkIds") or []) if slot < len(outputs) else []
+        if not link_ids:
+            return _Source(
+                why_missing=f"output {slot} ('{_slot_name(inner.definition, 'outputs', slot)}') of subgraph "
+                f"{scope.label(host)} is connected to nothing inside the subgraph"
+            )
+        return self._resolve(inner, link_ids[0], seen)
+
+    def _promoted_value(self, scope: _Scope, host: dict, slot: int) -> object:
+        """The value of the widget subgraph node `host` shows for its input `slot`, or _NOTHING when the input
+        reaches no widget inside. The editor shows a widget for a subgraph input linked to a widget input inside
+        (or to a nested subgraph node's promoted widget), saves the values of those widgets, in input order, in
+        the subgraph node's `widgets_values`, and starts an unsaved one from the first linked widget's value."""
+        inner = self._inner_scope(scope, host)
+        inputs = inner.definition.get("inputs") or []
+        promoted = [k for k in range(len(inputs)) if self._first_linked_widget(inner, k) is not _NOTHING]
+        if slot not in promoted:
+            return _NOTHING
+        saved = host.get("widgets_values")
+        position = promoted.index(slot)
+        if isinstance(saved, list) and position < len(saved) and saved[position] is not None:
+            return saved[position]
+        return self._first_linked_widget(inner, slot)
+
+    def _first_linked_widget(self, inner: _Scope, slot: int) -> object:
+        """The value of the first widget input inside `inner` that subgraph input `slot` is linked to."""
+        inputs = inner.definition.get("inputs") or []
+        for link_id in inputs[slot].get("linkIds") or []:
+            link = inner.links.get(link_id)
+            target = inner.nodes.get(link[2]) if link else None
+            if target is None:
+                continue
+            if str(target["type"]) in self.definitions:  # a nested subgraph node: its own input number link[3]
+                value = self._promoted_value(inner, target, int(link[3] or 0))
+                if value is not _NOTHING:
+                    return value
+                continue
+            entries = target.get("inputs") or []
+            index = next((i for i, e in enumerate(entries) if e.get("link") == link_id), None)
+            if index is None:
+                continue
+            widget = (entries[index].get("widget") or {}).get("name")
+            if widget is None or target["type"] not in self.object_info:
+                continue
+            try:
+                values = self._widgets(inner, target)
+            except WorkflowError:
+                continue  # reported where the node itself is converted
+            if widget in values:
+                return values[widget]
+        return _NOTHING
+
+    def _pass_through(self, scope: _Scope, node: dict, out_slot: int, link_type: object, seen: set) -> _Source:
         """A bypassed node hands on its input whose type matches output `out_slot`'s type."""
         outputs = node.get("outputs") or []
         out_type = outputs[out_slot].get("type") if out_slot < len(outputs) else None
@@ -207,10 +443,10 @@ class _Converter:
         linked = [i for i in matching if entries[i].get("link") is not None]
         if not linked:
             return _Source(
-                why_missing=f"its source {node_label(node)} is bypassed and has no connected {out_type} input "
+                why_missing=f"its source {scope.label(node)} is bypassed and has no connected {out_type} input "
                 "to pass through"
             )
-        return self._resolve(entries[linked[0]]["link"], seen)
+        return self._resolve(scope, entries[linked[0]]["link"], seen)
 
     def _missing_required(self, api: dict) -> list[str]:
         """Messages for required socket inputs left unconnected on nodes that feed an output."""
@@ -226,8 +462,24 @@ class _Converter:
                 if name in entry["inputs"] or is_widget(kind, config):
                     continue
                 why = self.missing[node_id].get(name) or "it is not connected"
-                problems.append(f"{node_label(self.nodes[node_id])}: required input '{name}' is missing: {why}")
+                scope, node = self.entries[node_id]
+                problems.append(f"{scope.label(node)}: required input '{name}' is missing: {why}")
         return problems
+
+
+def _host_input(definition: dict, host: dict, slot: int) -> dict | None:
+    """The subgraph node's saved input entry for its subgraph's input `slot` (by name, else by position)."""
+    entries = host.get("inputs") or []
+    name = _slot_name(definition, "inputs", slot)
+    named = [e for e in entries if e.get("name") == name]
+    if len(named) == 1:
+        return named[0]
+    return entries[slot] if slot < len(entries) else None
+
+
+def _slot_name(definition: dict, side: str, slot: int) -> str:
+    slots = definition.get(side) or []
+    return str(slots[slot].get("name", slot)) if slot < len(slots) else str(slot)
 
 
 def _upstream_of_outputs(api: dict, object_info: dict) -> set[str]:
@@ -248,4 +500,5 @@ def _upstream_of_outputs(api: dict, object_info: dict) -> set[str]:
 
 
 def _id_sort_key(node_id: str) -> tuple:
-    return (0, int(node_id), "") if node_id.isdigit() else (1, 0, node_id)
+    """Numeric ids in number order (`5:3` after `5`, before `12`), others after them by name."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in str(node_id).split(":"))

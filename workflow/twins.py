@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from .client import ComfyClient
-from .convert import ui_to_api
+from .convert import subgraph_definitions, ui_to_api
 from .errors import RunnerError
 
 log = logging.getLogger(__name__)
@@ -39,11 +39,20 @@ def ui_files(ui_dir: Path = UI_DIR) -> list[Path]:
     return sorted(p for p in ui_dir.glob("*.json") if p.is_file())
 
 
+def all_nodes(workflow: dict) -> list[dict]:
+    """Every node of a UI workflow: the root graph's and those inside its subgraph definitions."""
+    subgraphs = subgraph_definitions(workflow)
+    return list(workflow["nodes"]) + [n for s in subgraphs.values() for n in s.get("nodes") or []]
+
+
 def node_types(ui_dir: Path = UI_DIR) -> set[str]:
-    """Every node type the example workflows use (frontend-only types included)."""
+    """Every node type the example workflows use, inside subgraphs too (frontend-only types included,
+    subgraph nodes left out: their type is their subgraph's id)."""
     types = set()
     for path in ui_files(ui_dir):
-        types.update(node["type"] for node in json.loads(path.read_text())["nodes"])
+        workflow = json.loads(path.read_text())
+        subgraphs = subgraph_definitions(workflow)
+        types.update(str(n["type"]) for n in all_nodes(workflow) if str(n["type"]) not in subgraphs)
     return types
 
 
