@@ -10,6 +10,11 @@ import shutil
 import sys
 from typing import TextIO
 
+from .errors import describe_node
+
+# The key under which Solune's nodes list their warnings in a node's UI output (nodes/user_warnings.py).
+WARNINGS_KEY = "solune_warnings"
+
 
 class Console:
     """Writes messages and the progress bar to `stream` (stderr by default)."""
@@ -70,6 +75,7 @@ class PromptProgress:
         self.current: str | None = None
         self.step: tuple[float, float] | None = None
         self._last_drawn = ""
+        self._warned: set[tuple[str, str]] = set()
 
     def label(self, node_id: str) -> str:
         node = self.prompt.get(node_id) or {}
@@ -97,6 +103,15 @@ class PromptProgress:
             self.executing(str(node_id))
         self.step = (value, maximum)
         self._redraw()
+
+    def node_output(self, node_id: object, output: object) -> None:
+        """Say each warning a node listed in its UI output (`WARNINGS_KEY`), once per node and text."""
+        warnings = output.get(WARNINGS_KEY) if isinstance(output, dict) else None
+        for text in warnings if isinstance(warnings, list) else []:
+            key = (str(node_id), str(text))
+            if key not in self._warned:
+                self._warned.add(key)
+                self.console.say(f"warning from {describe_node(self.prompt, node_id, None)}: {text}")
 
     def finished(self) -> None:
         if self.current is not None:
