@@ -80,6 +80,28 @@ def import_comfy():
     return comfy, ""
 
 
+def validation_message(node_class, inputs: dict) -> str | bool:
+    """What ComfyUI's prompt validation says about a V3 node's widget `inputs`, in process: the node's
+    `validate_inputs` called with the inputs it declares (ComfyUI passes it only those, and shows its
+    message under each of them), else ComfyUI's own min/max check of the inputs it does not declare
+    (same text as execution.py's). True when both pass. Combo values are not emulated: ComfyUI checks
+    V3 combos only from some version after 0.3.64; the nodes check them again when they run."""
+    import inspect
+
+    declared = inspect.signature(node_class.validate_inputs).parameters
+    message = node_class.validate_inputs(**{k: v for k, v in inputs.items() if k in declared})
+    if message is not True:
+        return message
+    specs = {**node_class.INPUT_TYPES().get("required", {}), **node_class.INPUT_TYPES().get("optional", {})}
+    for name, value in inputs.items():
+        extra = specs[name][1] if name not in declared and len(specs[name]) > 1 else {}
+        if "min" in extra and value < extra["min"]:
+            return f"Value {value} smaller than min of {extra['min']}: {name}"
+        if "max" in extra and value > extra["max"]:
+            return f"Value {value} bigger than max of {extra['max']}: {name}"
+    return True
+
+
 # ---------------------------------------------------------------- tiny models
 def _fill_random(state_dict, seed: int, gain: float = 1.0):
     import torch
