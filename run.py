@@ -44,7 +44,7 @@ SOLUNE_KEEP_COMFYUI_LOG=1 to keep its temporary folder and log.
 
 Warnings Solune's nodes raise while running (an all-zero mask, a mask stretched
 to another aspect ratio, a tile clamped to the image, ...) are printed on stderr
-as `warning from node ID 'Title' (Type): ...`.
+as `warning from node ID 'Title' (Type): ...` (they come over the websocket).
 
 Progress comes from ComfyUI's `/ws` websocket feed; if the server refuses the
 websocket upgrade, the runner polls `/history` and `/queue` instead (coarser

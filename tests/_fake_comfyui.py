@@ -5,7 +5,7 @@ Scenarios:
     validation_error POST /prompt answers 400 with node_errors for node 4
     partial          POST /prompt answers 200 with node_errors for node 3 (a bad sampler_name), whose
                      output 9 will not run; the rest runs (outputs 10 and 12) unless cancelled
-    warnings         like success, and node 3 lists a warning in its UI output (`executed` event and history)
+    warnings         like success, and node 3 sends a `solune.warning` event (twice, shown once) while running
     execution_error  node 3 (KSampler) raises while running
     dies             the server drops every connection right after queueing the prompt
     hostile_type     like success, but one more image's `type` is `hostile_type` (e.g. "../..")
@@ -153,8 +153,6 @@ class FakeComfyUI:
             outputs = OUTPUTS
         if self.scenario == "partial":
             outputs = {k: v for k, v in OUTPUTS.items() if k != "9"}
-        if self.scenario == "warnings":
-            outputs = {**OUTPUTS, "3": {"solune_warnings": [NODE_WARNING]}}
         if self.scenario == "hostile_type":
             outputs = {
                 **OUTPUTS,
@@ -172,7 +170,7 @@ class FakeComfyUI:
             ("progress", {"value": 2, "max": 2, "node": "3"}),
         ]
         if self.scenario == "warnings":
-            running.append(("executed", {"node": "3", "output": {"solune_warnings": [NODE_WARNING]}}))
+            running += [("solune.warning", {"node": "3", "message": NODE_WARNING})] * 2
         if self.scenario == "execution_error":
             tail = [("execution_error", {k: v for k, v in EXECUTION_ERROR.items() if k != "prompt_id"})]
         else:

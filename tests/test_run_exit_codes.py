@@ -143,11 +143,10 @@ def test_allow_partial_reports_the_rejected_output_and_runs_the_rest(tmp_path):
     assert sorted(name for name, _, _ in fake.views) == ["ComfyUI_00001_.latent", "ComfyUI_temp_0001.png"]
 
 
-@pytest.mark.parametrize("websocket", [True, False], ids=["websocket", "polling"])
-def test_a_warning_a_node_raises_is_printed_once_on_stderr(tmp_path, websocket):
-    """A node's `solune_warnings` UI output reaches stderr, live from the websocket or from /history."""
+def test_a_warning_a_node_sends_is_printed_once_on_stderr(tmp_path):
+    """A `solune.warning` event (nodes/user_warnings.py) reaches stderr, naming the node, once."""
     workflow = write(tmp_path, TXT2IMG_API)
-    with FakeComfyUI(OBJECT_INFO, "warnings", websocket=websocket) as fake:
+    with FakeComfyUI(OBJECT_INFO, "warnings") as fake:
         code, err = run_cli(workflow, "--server", fake.url, "--out", str(tmp_path / "out"))
     assert code == 0, err
     assert err.count(f"warning from node 3 (KSampler): {NODE_WARNING}") == 1

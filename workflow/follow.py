@@ -7,8 +7,8 @@ the server refuses the upgrade, progress is followed by polling `/history` and
 
 When ComfyUI rejects only some outputs it still queues the rest (HTTP 200 with `node_errors`); that is
 a `ValidationFailed` like a whole rejection: the queued part is cancelled at once unless the caller
-allows a partial run. Warnings nodes attach to their outputs (`solune_warnings`, see
-nodes/user_warnings.py) are shown as they arrive (`executed` events) and from the history entry.
+allows a partial run. Warnings Solune's nodes send while they run (the `solune.warning` event of
+nodes/user_warnings.py) are shown as they arrive; they need the websocket (polling cannot see them).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ POLL_INTERVAL = 0.5  # seconds between /history polls
 SILENCE_CHECK = 5.0  # seconds of websocket silence before checking /history anyway
 HISTORY_WAIT = 30.0  # seconds to wait for /history after the feed said "done"
 VANISHED_POLLS = 6  # polls with the prompt in neither queue nor history before giving up
+WARNING_EVENT = "solune.warning"  # nodes/user_warnings.py: {"message", "node", "prompt_id"}
 
 
 def open_feed(client: ComfyClient, client_id: str) -> WebSocket | None:
@@ -74,8 +75,6 @@ def run_prompt(
         if feed is not None:
             feed.close()
     progress.finished()
-    for node_id, output in (entry.get("outputs") or {}).items():
-        progress.node_output(node_id, output)
     _raise_on_failure(entry)
     return prompt_id, entry
 
@@ -121,8 +120,8 @@ def _handle_event(text: str, prompt_id: str, progress: PromptProgress) -> bool:
     elif kind == "progress":
         node = data.get("node")
         progress.progress(None if node is None else str(node), data.get("value", 0), data.get("max", 0))
-    elif kind == "executed":
-        progress.node_output(data.get("node"), data.get("output"))
+    elif kind == WARNING_EVENT:
+        progress.warning(data.get("node"), str(data.get("message", "")))
     elif kind == "execution_success":
         return True
     elif kind == "execution_error":

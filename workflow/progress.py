@@ -12,9 +12,6 @@ from typing import TextIO
 
 from .errors import describe_node
 
-# The key under which Solune's nodes list their warnings in a node's UI output (nodes/user_warnings.py).
-WARNINGS_KEY = "solune_warnings"
-
 
 class Console:
     """Writes messages and the progress bar to `stream` (stderr by default)."""
@@ -104,14 +101,13 @@ class PromptProgress:
         self.step = (value, maximum)
         self._redraw()
 
-    def node_output(self, node_id: object, output: object) -> None:
-        """Say each warning a node listed in its UI output (`WARNINGS_KEY`), once per node and text."""
-        warnings = output.get(WARNINGS_KEY) if isinstance(output, dict) else None
-        for text in warnings if isinstance(warnings, list) else []:
-            key = (str(node_id), str(text))
-            if key not in self._warned:
-                self._warned.add(key)
-                self.console.say(f"warning from {describe_node(self.prompt, node_id, None)}: {text}")
+    def warning(self, node_id: object, text: str) -> None:
+        """Say a warning a node sent while running, once per node and text."""
+        key = (str(node_id), text)
+        if key not in self._warned:
+            self._warned.add(key)
+            where = describe_node(self.prompt, node_id, None) if node_id is not None else "the server"
+            self.console.say(f"warning from {where}: {text}")
 
     def finished(self) -> None:
         if self.current is not None:
