@@ -239,8 +239,9 @@ def validation_message(failure: ValidationFailed) -> str:
     text = failure.report()
     if failure.partial_prompt_id is not None:
         text += (
-            f"\nnothing was run: ComfyUI had queued the outputs it accepted (prompt {failure.partial_prompt_id}) "
-            "and the runner cancelled them; fix the inputs above, or pass --allow-partial to run the rest"
+            f"\nComfyUI had queued the outputs it accepted (prompt {failure.partial_prompt_id}): the runner "
+            "cancelled that prompt at once and downloaded nothing (a fast part may have run on the server before "
+            "the cancel arrived); fix the inputs above, or pass --allow-partial to run the rest"
         )
     return text
 

@@ -125,7 +125,8 @@ def test_a_workflow_with_one_rejected_output_exits_3_naming_it_and_cancels_the_r
         "sampler_name: 'dpmpp_2m_karras' not in (list of length 44)" in err
     )
     assert "outputs that will not run: node 9 'Save Image' (SaveImage)" in err
-    assert "the runner cancelled them; fix the inputs above, or pass --allow-partial" in err
+    assert "the runner cancelled that prompt at once and downloaded nothing" in err
+    assert "fix the inputs above, or pass --allow-partial to run the rest" in err
     assert ("/queue", {"delete": [PROMPT_ID]}) in fake.posts
     assert ("/interrupt", {"prompt_id": PROMPT_ID}) in fake.posts
     assert fake.views == [] and not (tmp_path / "out").exists()
