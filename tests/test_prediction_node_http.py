@@ -95,7 +95,7 @@ def test_a_bad_prediction_is_refused_naming_the_input_before_sampling(comfy_serv
     try:
         hist = comfy_server.run_prompt(graph(solune("v_prediction", 2.0), "bad"))
     except PromptRejected as err:
-        errors = err.value.body["node_errors"]["6"]["errors"]
+        errors = err.body["node_errors"]["6"]["errors"]
         assert [e["extra_info"]["input_name"] for e in errors] == ["prediction"]
         assert "'v_prediction'" in errors[0]["details"]
         return

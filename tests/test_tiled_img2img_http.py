@@ -168,8 +168,8 @@ def test_a_bad_combo_value_is_refused_naming_the_input_before_the_sampler_runs(c
     try:
         hist = comfy_server.run_prompt(g)
     except PromptRejected as err:
-        assert err.value.status == 400
-        errors = err.value.body["node_errors"]["8"]["errors"]
+        assert err.status == 400
+        errors = err.body["node_errors"]["8"]["errors"]
         assert [e["extra_info"]["input_name"] for e in errors] == ["layout"]
         assert "'spiral'" in errors[0]["details"]
         return
