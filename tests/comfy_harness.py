@@ -292,7 +292,9 @@ class ComfyServer:
     def start(self, timeout: float = 180.0):
         nodes = self.base / "custom_nodes"
         nodes.mkdir(parents=True, exist_ok=True)
-        link = nodes / "Solune Pack-dev.v2"
+        # odd (capitals, a dash, a dot), not "solune"; no space: with a space in the folder name ComfyUI lists
+        # the pack's web files under /extensions/<folder>/ but that route answers 404 (0.3.64 and 0.33.0)
+        link = nodes / "Solune_Pack-dev.v2"
         if not link.exists():
             link.symlink_to(REPO, target_is_directory=True)
         for sub in ("input", "output", "temp", "user"):

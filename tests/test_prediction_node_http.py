@@ -56,7 +56,7 @@ def test_the_pack_loads_from_any_folder_name(comfy_server):
     assert info["input"]["required"]["prediction"][1]["options"] == ["epsilon", "sol_v", "lune_flow"] or info["input"][
         "required"
     ]["prediction"][0] == ["epsilon", "sol_v", "lune_flow"]
-    assert "Solune Pack-dev.v2" in str(next(comfy_server.base.glob("custom_nodes/*")))
+    assert "Solune_Pack-dev.v2" in str(next(comfy_server.base.glob("custom_nodes/*")))
     failed = [line for line in comfy_server.log_tail(400).splitlines() if "IMPORT FAILED" in line and "Solune" in line]
     assert not failed, failed
 

@@ -6,6 +6,9 @@ import { api } from "../../scripts/api.js";
 
 const EVENT = "solune.warning";
 const LIFE_MS = 15000;
+// ComfyUI lists this file twice when the pack's folder is not named "solune" (once under the folder's
+// name for WEB_DIRECTORY, once under pyproject's project name): the second copy does nothing.
+const LOADED = Symbol.for("solune.warnings.loaded");
 
 function nodeLabel(nodeId) {
   const node = nodeId == null ? null : app.graph?.getNodeById?.(nodeId);
@@ -24,9 +27,12 @@ function showWarning({ detail }) {
   }
 }
 
-app.registerExtension({
-  name: "solune.warnings",
-  setup() {
-    api.addEventListener(EVENT, showWarning);
-  },
-});
+if (!window[LOADED]) {
+  window[LOADED] = true;
+  app.registerExtension({
+    name: "solune.warnings",
+    setup() {
+      api.addEventListener(EVENT, showWarning);
+    },
+  });
+}
