@@ -4,7 +4,7 @@ Usage::
 
     python -m solune.run WORKFLOW.json [--server URL] [--set NODE.INPUT=VALUE ...]
                          [--out DIR] [--comfyui DIR [--python PY] [--comfyui-args ARGS]]
-                         [--dry-run] [--no-progress] [-v | -vv]
+                         [--allow-partial] [--dry-run] [--no-progress] [-v | -vv]
 
 The workflow is queued on a running ComfyUI (`--server`, default
 http://127.0.0.1:8188), its progress is drawn on stderr, and every output file
@@ -49,6 +49,10 @@ a `custom_nodes` folder. It waits for `/object_info` (`--startup-timeout`),
 runs the workflow and always stops the server afterwards. Set
 SOLUNE_KEEP_COMFYUI_LOG=1 to keep its temporary folder and log.
 
+Warnings Solune's nodes raise while running (an all-zero mask, a mask stretched
+to another aspect ratio, a tile clamped to the image, ...) are printed on stderr
+as `warning from node ID 'Title' (Type): ...` (they come over the websocket).
+
 Progress comes from ComfyUI's `/ws` websocket feed; if the server refuses the
 websocket upgrade, the runner polls `/history` and `/queue` instead (coarser
 progress). Ctrl-C asks the server to cancel the prompt.
@@ -59,9 +63,13 @@ Exit codes:
     2    bad input or usage: unreadable or unrecognised workflow JSON, unknown
          node type, widget-count mismatch, unconnected required input, bad
          --set, missing --comfyui folder, unwritable --out
-    3    validation error: ComfyUI rejected the prompt (HTTP 400 from POST
-         /prompt); each failing node id, class_type and message is printed
-         (a missing model file arrives this way)
+    3    validation error: ComfyUI rejected the prompt or some of its outputs
+         (`node_errors` in the answer to POST /prompt); for each failing node its
+         id, title, class_type, input and ComfyUI's own message are printed, and
+         the outputs that will not run (a missing model file arrives this way).
+         When ComfyUI accepted the other outputs it has already queued them: the
+         runner cancels that prompt at once, unless --allow-partial, which
+         prints the same report and runs the outputs ComfyUI accepted
     4    execution error: a node raised while running (node id, class_type and
          ComfyUI's exception message are printed), or the run was interrupted
     5    server problem: unreachable server (the URL is named), connection lost
@@ -90,6 +98,7 @@ from .workflow.errors import (
     ServerError,
     ValidationFailed,
     WorkflowError,
+    describe_node,
 )
 from .workflow.follow import run_prompt
 from .workflow.local_server import LocalComfyUI
@@ -131,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="print the API-format prompt on stdout instead of queueing it"
+    )
+    parser.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="when ComfyUI rejects some outputs, report them and run the others (default: exit 3, run nothing)",
     )
     parser.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log diagnostics (-v info, -vv debug)")
@@ -214,7 +228,7 @@ def _run_on(
 
     progress = PromptProgress(console, prompt)
     try:
-        prompt_id, entry = run_prompt(client, prompt, progress)
+        prompt_id, entry = run_prompt(client, prompt, progress, allow_partial=args.allow_partial)
     except (ValidationFailed, ExecutionFailed) as failure:
         failure.prompt = prompt
         raise
@@ -230,33 +244,22 @@ def _run_on(
     return EXIT_OK
 
 
-def node_name(prompt: dict | None, node_id: object, class_type: str | None) -> str:
-    """`node 4 'Load Checkpoint' (CheckpointLoaderSimple)`; the title only when it differs."""
-    node = (prompt or {}).get(str(node_id)) or {}
-    class_type = class_type or node.get("class_type") or "?"
-    title = (node.get("_meta") or {}).get("title")
-    named = f" '{title}'" if title and title != class_type else ""
-    return f"node {node_id}{named} ({class_type})"
-
-
 def validation_message(failure: ValidationFailed) -> str:
-    """ComfyUI's top-level reason, then one line per failing node and error."""
-    lines = [f"ComfyUI rejected the workflow: {failure}"]
-    for node_id, report in failure.node_errors.items():
-        report = report if isinstance(report, dict) else {}
-        errors = report.get("errors") or [{}]
-        for error in errors:
-            text = error.get("message", "invalid") if isinstance(error, dict) else str(error)
-            details = error.get("details") if isinstance(error, dict) else ""
-            where = node_name(failure.prompt, node_id, report.get("class_type"))
-            lines.append(f"  {where}: {text}{': ' + details if details else ''}")
-    return "\n".join(lines)
+    """ComfyUI's reason, one line per failing node and input, the outputs that will not run."""
+    text = failure.report()
+    if failure.partial_prompt_id is not None:
+        text += (
+            f"\nComfyUI had queued the outputs it accepted (prompt {failure.partial_prompt_id}): the runner "
+            "cancelled that prompt at once and downloaded nothing (a fast part may have run on the server before "
+            "the cancel arrived); fix the inputs above, or pass --allow-partial to run the rest"
+        )
+    return text
 
 
 def execution_message(failure: ExecutionFailed) -> str:
     """Which node failed, its class_type and ComfyUI's exception message."""
     details = failure.details
-    where = node_name(failure.prompt, details.get("node_id", "?"), details.get("node_type"))
+    where = describe_node(failure.prompt, details.get("node_id", "?"), details.get("node_type"))
     if failure.interrupted:
         return f"the run was interrupted on the server at {where}"
     traceback = details.get("traceback")

@@ -276,8 +276,9 @@ class SoluneExpertHandoff(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, structure_model=None, detail_model=None, switch=None, blend_width=None) -> bool | str:
-        return check_handoff_inputs(switch, blend_width) or True
+    def validate_inputs(cls, switch=None) -> bool | str:
+        # only switch (ComfyUI shows the message under every input declared here; it checks blend_width's range)
+        return check_handoff_inputs(switch) or True
 
     @classmethod
     def execute(cls, structure_model, detail_model, switch, blend_width=0.0) -> io.NodeOutput:

@@ -75,8 +75,10 @@ class SolunePredictionType(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, prediction=None, shift=None, zero_terminal_snr=None) -> bool | str:
-        return check_prediction_inputs(prediction, shift, zero_terminal_snr) or True
+    def validate_inputs(cls, shift=None) -> bool | str:
+        # only shift: ComfyUI shows the message under every input declared here, and checks the others
+        # itself (the prediction combo from some version after 0.3.64; execute checks it again)
+        return check_prediction_inputs(None, shift, None) or True
 
     @classmethod
     def execute(cls, model, prediction, shift, zero_terminal_snr) -> io.NodeOutput:

@@ -211,8 +211,10 @@ class SoluneLuneScheduler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, steps=None, shift=None, denoise=None) -> bool | str:
-        return check_scheduler_inputs(steps, shift, denoise) or True
+    def validate_inputs(cls, denoise=None) -> bool | str:
+        # only denoise, which must be > 0 (ComfyUI's range is [0, 1]; it checks steps and shift itself and
+        # shows the message under every input declared here)
+        return check_scheduler_inputs(denoise=denoise) or True
 
     @classmethod
     def execute(cls, steps, shift, denoise) -> io.NodeOutput:

@@ -6,7 +6,8 @@ import torch
 from comfy_api.latest import io
 
 from ..samplers.tiled import TilePlan
-from .tiled_inputs import build_plan, guide_inputs, setting_inputs, settings_error, settings_from
+from .tiled_inputs import build_plan, denoise_order_error, guide_inputs, setting_inputs, settings_from
+from .user_warnings import shown_to_user
 
 BORDER = (1.0, 0.25, 0.1)  # tile borders, orange-red
 
@@ -96,8 +97,8 @@ class SoluneTileMap(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **kw) -> bool | str:
-        return settings_error("SoluneTileMap", **kw) or True
+    def validate_inputs(cls, min_denoise=None, max_denoise=None) -> bool | str:
+        return denoise_order_error("SoluneTileMap", min_denoise, max_denoise) or True
 
     @classmethod
     def execute(cls, latent, denoise_mask=None, image=None, model=None, **kw) -> io.NodeOutput:
@@ -105,7 +106,8 @@ class SoluneTileMap(io.ComfyNode):
 
         downscale, align = model_geometry(model) if model is not None else (8, 1)
         settings = settings_from("SoluneTileMap", **kw)
-        plan = build_plan(
-            "SoluneTileMap", settings, latent["samples"], downscale, align, denoise_mask=denoise_mask, image=image
-        )
+        with shown_to_user():
+            plan = build_plan(
+                "SoluneTileMap", settings, latent["samples"], downscale, align, denoise_mask=denoise_mask, image=image
+            )
         return io.NodeOutput(*render_tile_map(plan, downscale, image))

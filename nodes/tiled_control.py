@@ -155,10 +155,10 @@ class RunControls:
                 )
             oh, ow = original.shape[-2:]
             if oh * w != ow * h:
-                log.info(
-                    "%s: ControlNet hint %dx%d has another aspect ratio than the latent (%dx%d px); ComfyUI "
-                    "center-crops it to the latent's aspect and resizes it, and every tile takes its crop of "
-                    "that",
+                log.warning(
+                    "%s: the ControlNet hint (%d×%d px) has another aspect ratio than the image (%d×%d px): "
+                    "ComfyUI cuts its edges off (center crop) to fit the image, so the guide loses its borders; "
+                    "use a hint of the image's shape for a full fit (every tile takes its crop of the fitted hint)",
                     self.node,
                     ow,
                     oh,

@@ -42,6 +42,7 @@ import torch
 
 from ..samplers.tiled import PreserveState, TiledRun, TilePlan, tile_args
 from .tiled_control import DeferredControl, RunControls, defer_controls
+from .user_warnings import shown_to_user
 
 NODE = "SoluneTiledImg2Img"
 WRAPPERS = comfy.patcher_extension.WrappersMP
@@ -137,7 +138,10 @@ class TiledImg2ImgHook:
             self.controls_key: RunControls(NODE),
         }
         try:
-            samples = executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
+            with shown_to_user():  # warnings of the run (a ControlNet hint of another aspect) reach the user
+                samples = executor(
+                    guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar
+                )
         finally:
             options["transformer_options"] = previous
         return state.write_back(samples)

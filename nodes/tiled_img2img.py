@@ -13,7 +13,8 @@ from comfy_api.latest import io
 from ..checks import check_choice, error_of
 from .tile_map import map_outputs, render_tile_map
 from .tiled_hooks import TiledImg2ImgHook, model_geometry
-from .tiled_inputs import build_plan, guide_inputs, setting_inputs, settings_error, settings_from
+from .tiled_inputs import build_plan, denoise_order_error, guide_inputs, setting_inputs, settings_from
+from .user_warnings import shown_to_user
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,15 @@ def tiled_model_patch(node: str, model, latent: dict, denoise_mask=None, image=N
     hook = TiledImg2ImgHook(samples, plan, settings.mode, settings.tiled_model, settings.tile_batch_size)
     patched = hook.patch(model)
     return (patched, *render_tile_map(plan, downscale, image))
+
+
+def sampler_choice_error(sampler_name, scheduler) -> str | None:
+    """sampler_name and scheduler among KSampler's lists (ComfyUI 0.3.64 lets a bad V3 combo value through)."""
+    import comfy.samplers
+
+    return error_of(check_choice, "sampler_name", sampler_name, comfy.samplers.KSampler.SAMPLERS) or error_of(
+        check_choice, "scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS
+    )
 
 
 class SoluneTiledImg2Img(io.ComfyNode):
@@ -63,12 +73,13 @@ class SoluneTiledImg2Img(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **kw) -> bool | str:
-        return settings_error("SoluneTiledImg2Img", **kw) or True
+    def validate_inputs(cls, min_denoise=None, max_denoise=None) -> bool | str:
+        return denoise_order_error("SoluneTiledImg2Img", min_denoise, max_denoise) or True
 
     @classmethod
     def execute(cls, model, latent, denoise_mask=None, image=None, **kw) -> io.NodeOutput:
-        return io.NodeOutput(*tiled_model_patch("SoluneTiledImg2Img", model, latent, denoise_mask, image, **kw))
+        with shown_to_user():
+            return io.NodeOutput(*tiled_model_patch("SoluneTiledImg2Img", model, latent, denoise_mask, image, **kw))
 
 
 class SoluneTiledSampler(io.ComfyNode):
@@ -132,17 +143,8 @@ class SoluneTiledSampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, sampler_name=None, scheduler=None, **kw) -> bool | str:
-        import comfy.samplers
-
-        error = None
-        if sampler_name is not None:
-            error = error_of(check_choice, "sampler_name", sampler_name, comfy.samplers.KSampler.SAMPLERS)
-        if error is None and scheduler is not None:
-            error = error_of(check_choice, "scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS)
-        if error:
-            return f"SoluneTiledSampler: {error}"
-        return settings_error("SoluneTiledSampler", **kw) or True
+    def validate_inputs(cls, min_denoise=None, max_denoise=None) -> bool | str:
+        return denoise_order_error("SoluneTiledSampler", min_denoise, max_denoise) or True
 
     @classmethod
     def execute(
@@ -163,14 +165,15 @@ class SoluneTiledSampler(io.ComfyNode):
     ) -> io.NodeOutput:
         import nodes
 
-        error = cls.validate_inputs(sampler_name=sampler_name, scheduler=scheduler)
-        if error is not True:
-            raise ValueError(error)
-        patched, tile_map, scale = tiled_model_patch(
-            "SoluneTiledSampler", model, latent_image, denoise_mask, image, **kw
-        )
-        # the stock KSampler path: noise from the seed, previews, per-step progress and interruption
-        out = nodes.common_ksampler(
-            patched, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise=denoise
-        )
+        error = sampler_choice_error(sampler_name, scheduler)
+        if error:
+            raise ValueError(f"SoluneTiledSampler: {error}")
+        with shown_to_user():
+            patched, tile_map, scale = tiled_model_patch(
+                "SoluneTiledSampler", model, latent_image, denoise_mask, image, **kw
+            )
+            # the stock KSampler path: noise from the seed, previews, per-step progress and interruption
+            out = nodes.common_ksampler(
+                patched, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise=denoise
+            )
         return io.NodeOutput(out[0], tile_map, scale)

@@ -44,9 +44,15 @@ def guide_inputs() -> list:
     ]
 
 
-def settings_error(node: str, **values) -> str | None:
-    """validate_inputs for the tile settings among `values`: a message naming the node and input, or None."""
-    error = error_of(TileSettings.check_inputs, **values)
+def denoise_order_error(node: str, min_denoise=None, max_denoise=None) -> str | None:
+    """The tiled nodes' `validate_inputs`: min_denoise and max_denoise in range and in order, or a message
+    naming the node and input. None values (linked, not known yet) pass.
+
+    ComfyUI attaches the message under every input `validate_inputs` declares, and checks the ranges
+    (and, from some version after 0.3.64, the V3 combo values) of the inputs it does not declare: so the
+    nodes declare only these two, the one check that needs two inputs; `settings_from` checks every
+    setting again when the node runs (where ComfyUI let a bad combo value through)."""
+    error = error_of(TileSettings.check_inputs, min_denoise=min_denoise, max_denoise=max_denoise)
     return f"{node}: {error}" if error else None
 
 

@@ -3,6 +3,9 @@
 Scenarios:
     success          the prompt runs; two images (one a temp preview) and a latent are listed
     validation_error POST /prompt answers 400 with node_errors for node 4
+    partial          POST /prompt answers 200 with node_errors for node 3 (a bad sampler_name), whose
+                     output 9 will not run; the rest runs (outputs 10 and 12) unless cancelled
+    warnings         like success, and node 3 sends a `solune.warning` event (twice, shown once) while running
     execution_error  node 3 (KSampler) raises while running
     dies             the server drops every connection right after queueing the prompt
     hostile_type     like success, but one more image's `type` is `hostile_type` (e.g. "../..")
@@ -63,6 +66,24 @@ VALIDATION_ERROR = {
 }
 
 
+PARTIAL_NODE_ERRORS = {
+    "3": {
+        "errors": [
+            {
+                "type": "value_not_in_list",
+                "message": "Value not in list",
+                "details": "sampler_name: 'dpmpp_2m_karras' not in (list of length 44)",
+                "extra_info": {"input_name": "sampler_name", "input_config": None, "received_value": "dpmpp_2m_karras"},
+            }
+        ],
+        "dependent_outputs": ["9"],
+        "class_type": "KSampler",
+    }
+}
+
+NODE_WARNING = "denoise_mask is empty (all black): nothing will change"
+
+
 def view_bytes(filename: str) -> bytes:
     return b"fake file: " + filename.encode()
 
@@ -84,6 +105,7 @@ class FakeComfyUI:
         self.websocket = websocket
         self.port = port
         self.prompts: list[dict] = []
+        self.posts: list[tuple[str, dict]] = []  # every POST other than /prompt (cancel: /queue, /interrupt)
         self.views: list[tuple[str, str, str]] = []
         self.queued = threading.Event()
         self.finished = False
@@ -129,6 +151,8 @@ class FakeComfyUI:
                 ],
             }
             outputs = OUTPUTS
+        if self.scenario == "partial":
+            outputs = {k: v for k, v in OUTPUTS.items() if k != "9"}
         if self.scenario == "hostile_type":
             outputs = {
                 **OUTPUTS,
@@ -145,6 +169,8 @@ class FakeComfyUI:
             ("progress", {"value": 1, "max": 2, "node": "3"}),
             ("progress", {"value": 2, "max": 2, "node": "3"}),
         ]
+        if self.scenario == "warnings":
+            running += [("solune.warning", {"node": "3", "message": NODE_WARNING})] * 2
         if self.scenario == "execution_error":
             tail = [("execution_error", {k: v for k, v in EXECUTION_ERROR.items() if k != "prompt_id"})]
         else:
@@ -209,11 +235,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._drop()
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         if self.path != "/prompt":
+            fake.posts.append((self.path, body))
             return self._json({}, 200)
         fake.prompts.append(body["prompt"])
         if fake.scenario == "validation_error":
             return self._json(VALIDATION_ERROR, 400)
-        self._json({"prompt_id": PROMPT_ID, "number": 0, "node_errors": {}})
+        node_errors = PARTIAL_NODE_ERRORS if fake.scenario == "partial" else {}
+        self._json({"prompt_id": PROMPT_ID, "number": 0, "node_errors": node_errors})
         if fake.scenario == "dies":
             fake.dead = True
         fake.queued.set()

@@ -7,11 +7,14 @@ ComfyUI/custom_nodes/. Tests that need it skip with the reason when it is absent
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -78,6 +81,28 @@ def import_comfy():
 
     _IMPORTED["ok"] = comfy
     return comfy, ""
+
+
+def validation_message(node_class, inputs: dict) -> str | bool:
+    """What ComfyUI's prompt validation says about a V3 node's widget `inputs`, in process: the node's
+    `validate_inputs` called with the inputs it declares (ComfyUI passes it only those, and shows its
+    message under each of them), else ComfyUI's own min/max check of the inputs it does not declare
+    (same text as execution.py's). True when both pass. Combo values are not emulated: ComfyUI checks
+    V3 combos only from some version after 0.3.64; the nodes check them again when they run."""
+    import inspect
+
+    declared = inspect.signature(node_class.validate_inputs).parameters
+    message = node_class.validate_inputs(**{k: v for k, v in inputs.items() if k in declared})
+    if message is not True:
+        return message
+    specs = {**node_class.INPUT_TYPES().get("required", {}), **node_class.INPUT_TYPES().get("optional", {})}
+    for name, value in inputs.items():
+        extra = specs[name][1] if name not in declared and len(specs[name]) > 1 else {}
+        if "min" in extra and value < extra["min"]:
+            return f"Value {value} smaller than min of {extra['min']}: {name}"
+        if "max" in extra and value > extra["max"]:
+            return f"Value {value} bigger than max of {extra['max']}: {name}"
+    return True
 
 
 # ---------------------------------------------------------------- tiny models
@@ -188,10 +213,56 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# ---------------------------------------------------------------- no server left behind
+# Every ComfyUI a test starts runs in its own process group and is registered here until it stops. The
+# group is killed when the fixture ends, at interpreter exit, on SIGINT / SIGTERM / SIGHUP, and (Linux)
+# by the kernel when this process dies without any of those (SIGKILL): PR_SET_PDEATHSIG in the child.
+_RUNNING: set = set()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the child gets SIGKILL when the process that started it dies (Linux only)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def stop_all_servers() -> None:
+    """Stop every ComfyUI this process started and has not stopped yet."""
+    for server in list(_RUNNING):
+        server.stop()
+
+
+def _on_signal(signum, frame) -> None:
+    stop_all_servers()
+    previous = _PREVIOUS_HANDLERS.get(signum)
+    if callable(previous):
+        previous(signum, frame)  # pytest's own SIGINT handling (KeyboardInterrupt) goes on as before
+    else:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+_PREVIOUS_HANDLERS: dict = {}
+
+
+def _install_cleanup() -> None:
+    """Once per process, from the main thread: atexit and signal handlers that stop the servers."""
+    if _PREVIOUS_HANDLERS or threading.current_thread() is not threading.main_thread():
+        return
+    atexit.register(stop_all_servers)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        _PREVIOUS_HANDLERS[signum] = signal.getsignal(signum)
+        signal.signal(signum, _on_signal)
+
+
 class ComfyServer:
     """A headless ComfyUI (`main.py --cpu`) with its own base and user directories (the frontend's
     settings land there, never in a user's ComfyUI), Solune linked into custom_nodes under a
-    deliberately odd folder name."""
+    deliberately odd folder name. It runs in its own process group, stopped whatever ends the test
+    run (see `stop_all_servers`)."""
 
     def __init__(self, comfy_path: Path, base: Path, python: str = sys.executable):
         self.comfy_path, self.base, self.python = comfy_path, base, python
@@ -221,7 +292,9 @@ class ComfyServer:
     def start(self, timeout: float = 180.0):
         nodes = self.base / "custom_nodes"
         nodes.mkdir(parents=True, exist_ok=True)
-        link = nodes / "Solune Pack-dev.v2"
+        # odd (capitals, a dash, a dot), not "solune"; no space: with a space in the folder name ComfyUI lists
+        # the pack's web files under /extensions/<folder>/ but that route answers 404 (0.3.64 and 0.33.0)
+        link = nodes / "Solune_Pack-dev.v2"
         if not link.exists():
             link.symlink_to(REPO, target_is_directory=True)
         for sub in ("input", "output", "temp", "user"):
@@ -242,7 +315,17 @@ class ComfyServer:
         ]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, cwd=str(self.comfy_path), stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        _install_cleanup()
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=str(self.comfy_path),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its own process group: a Ctrl-C in the terminal is ours to handle
+            preexec_fn=_die_with_parent,
+        )
+        _RUNNING.add(self)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -262,15 +345,25 @@ class ComfyServer:
             return "(no log)"
 
     def stop(self):
+        """Terminate the server's process group (SIGTERM, then SIGKILL after 20 s) and wait for it."""
+        _RUNNING.discard(self)
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+            self._signal_group(signal.SIGTERM)
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self._signal_group(signal.SIGKILL)
                 self.proc.wait(10)
+        if self.proc is not None:
+            self._signal_group(signal.SIGKILL)  # anything the server left in its group
         if getattr(self, "_log", None):
             self._log.close()
+
+    def _signal_group(self, signum) -> None:
+        try:
+            os.killpg(self.proc.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     # -- HTTP
     def get(self, route: str):

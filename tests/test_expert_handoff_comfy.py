@@ -236,11 +236,13 @@ def test_one_model_as_both_experts_is_refused(unets):
     ],
 )
 def test_out_of_range_switch_is_refused_before_anything_is_built(unets, kwargs, needle):
+    from comfy_harness import validation_message
+
     from solune.nodes.expert_handoff import SoluneExpertHandoff
 
     structure, detail = experts(unets)
-    msg = SoluneExpertHandoff.validate_inputs(**kwargs)
-    assert isinstance(msg, str) and needle in msg
+    msg = validation_message(SoluneExpertHandoff, kwargs)  # blend_width: ComfyUI's own range check
+    assert isinstance(msg, str) and (needle in msg or "Value 3.0 bigger than max of 1.0: blend_width" == msg)
     with pytest.raises(ValueError) as err:
         SoluneExpertHandoff.execute(structure_model=structure, detail_model=detail, **kwargs)
     assert needle in str(err.value) and "SoluneExpertHandoff" in str(err.value)

@@ -81,7 +81,7 @@ def test_an_aspect_ratio_off_by_more_than_one_percent_is_stretched_with_one_warn
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         plan(torch.zeros(1, 128, 193) + 0.5)  # 0.5 % off: no warning
-    assert not caplog.records
+    assert [r for r in caplog.records if "denoise_mask" in r.getMessage()] == []
 
 
 def test_an_all_zero_mask_is_used_as_it_is_with_a_warning(caplog):
@@ -112,3 +112,23 @@ def test_an_all_zero_mask_is_used_as_it_is_with_a_warning(caplog):
 def test_bad_masks_are_refused_naming_denoise_mask(scale_mode, mask, pattern):
     with pytest.raises(ValueError, match=pattern):
         plan(mask, scale_mode=scale_mode)
+
+
+def test_an_all_zero_mask_says_what_min_denoise_does_with_it(caplog):
+    settings = TileSettings(min_denoise=0.3, max_denoise=0.7, scale_mode="mask")
+    with caplog.at_level(logging.WARNING):
+        make_plan(8, 12, settings, denoise_mask=torch.zeros(1, 64, 64))
+    zero = [r.getMessage() for r in caplog.records if "all zero" in r.getMessage()]
+    assert len(zero) == 1
+    assert "the whole image changes evenly at min_denoise (0.3) and nowhere at max_denoise" in zero[0]
+    assert "Mask Editor" in zero[0]
+
+
+def test_a_mask_of_the_picture_vae_encode_cut_to_a_multiple_of_8_is_named_as_such(caplog):
+    """A 100×70 px picture is encoded as 96×64 px (12×8 latent): its mask is 4 columns and 6 rows larger."""
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        plan(torch.ones(1, 70, 100))
+    messages = [r.getMessage() for r in caplog.records if "denoise_mask" in r.getMessage()]
+    assert len(messages) == 1, messages
+    assert "denoise_mask (100×70 px) is slightly larger than the image (96×64 px)" in messages[0]
+    assert "dropping its last 4 column(s) and 6 row(s)" in messages[0] and "aspect ratio" not in messages[0]

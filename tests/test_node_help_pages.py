@@ -40,7 +40,7 @@ def test_every_node_has_a_help_page_and_no_page_is_orphaned(comfy):
 @pytest.mark.comfyui
 def test_comfyui_serves_the_help_pages_where_the_panel_asks_first(comfy_server):
     """Served under the project name from pyproject ([tool.comfy] web), whatever the folder is called
-    (the test server's folder is "Solune Pack-dev.v2")."""
+    (the test server's folder is "Solune_Pack-dev.v2")."""
     for page in sorted(DOCS.glob("*/en.md")):
         url = f"{comfy_server.url}/extensions/solune/docs/{page.parent.name}/en.md"
         with urllib.request.urlopen(url, timeout=10) as r:

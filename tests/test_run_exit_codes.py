@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from _fake_comfyui import PROMPT_ID, FakeComfyUI, view_bytes
+from _fake_comfyui import NODE_WARNING, PROMPT_ID, FakeComfyUI, view_bytes
 from _ui_graph import TXT2IMG_API, load_object_info, txt2img_graph
 
 from solune import run
@@ -104,9 +104,53 @@ def test_validation_error_exits_3_naming_node_class_and_message(tmp_path):
     assert code == 3
     assert "ComfyUI rejected the workflow: Prompt outputs failed validation" in err
     assert (
-        "node 4 'Load Checkpoint' (CheckpointLoaderSimple): Value not in list: ckpt_name: 'missing.safetensors'" in err
+        "node 4 'Load Checkpoint' (CheckpointLoaderSimple), input ckpt_name: Value not in list: "
+        "ckpt_name: 'missing.safetensors'" in err
     )
+    assert "outputs that will not run: node 9 'Save Image' (SaveImage)" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("websocket", [True, False], ids=["websocket", "polling"])
+def test_a_workflow_with_one_rejected_output_exits_3_naming_it_and_cancels_the_rest(tmp_path, websocket):
+    """ComfyUI queues the outputs it accepted and answers node_errors for the others: still exit 3, the
+    node's input and ComfyUI's message and the dropped output named, the queued rest cancelled at once."""
+    workflow = write(tmp_path, TXT2IMG_API)
+    with FakeComfyUI(OBJECT_INFO, "partial", websocket=websocket) as fake:
+        code, err = run_cli(workflow, "--server", fake.url, "--out", str(tmp_path / "out"))
+    assert code == 3, err
+    assert "ComfyUI rejected some outputs of the workflow" in err
+    assert (
+        "node 3 (KSampler), input sampler_name: Value not in list: "
+        "sampler_name: 'dpmpp_2m_karras' not in (list of length 44)" in err
+    )
+    assert "outputs that will not run: node 9 'Save Image' (SaveImage)" in err
+    assert "the runner cancelled that prompt at once and downloaded nothing" in err
+    assert "fix the inputs above, or pass --allow-partial to run the rest" in err
+    assert ("/queue", {"delete": [PROMPT_ID]}) in fake.posts
+    assert ("/interrupt", {"prompt_id": PROMPT_ID}) in fake.posts
+    assert fake.views == [] and not (tmp_path / "out").exists()
+
+
+def test_allow_partial_reports_the_rejected_output_and_runs_the_rest(tmp_path):
+    workflow = write(tmp_path, TXT2IMG_API)
+    out = tmp_path / "out"
+    with FakeComfyUI(OBJECT_INFO, "partial") as fake:
+        code, err = run_cli(workflow, "--server", fake.url, "--out", str(out), "--allow-partial")
+    assert code == 0, err
+    assert "outputs that will not run: node 9 'Save Image' (SaveImage)" in err
+    assert "--allow-partial: running the outputs ComfyUI accepted" in err
+    assert fake.posts == []  # nothing cancelled
+    assert sorted(name for name, _, _ in fake.views) == ["ComfyUI_00001_.latent", "ComfyUI_temp_0001.png"]
+
+
+def test_a_warning_a_node_sends_is_printed_once_on_stderr(tmp_path):
+    """A `solune.warning` event (nodes/user_warnings.py) reaches stderr, naming the node, once."""
+    workflow = write(tmp_path, TXT2IMG_API)
+    with FakeComfyUI(OBJECT_INFO, "warnings") as fake:
+        code, err = run_cli(workflow, "--server", fake.url, "--out", str(tmp_path / "out"))
+    assert code == 0, err
+    assert err.count(f"warning from node 3 (KSampler): {NODE_WARNING}") == 1
 
 
 @pytest.mark.parametrize("websocket", [True, False], ids=["websocket", "polling"])

@@ -336,14 +336,25 @@ def test_bad_input_is_refused_before_sampling_with_a_clear_message(comfy, bad, m
     assert torch.equal(orig, snapshot) or torch.isnan(snapshot).all()
 
 
-def test_validate_inputs_names_bad_combo_values(comfy):
-    from solune.nodes.tile_map import SoluneTileMap
-    from solune.nodes.tiled_img2img import SoluneTiledImg2Img, SoluneTiledSampler
+def test_validate_inputs_declares_only_the_two_inputs_of_the_order_check(comfy):
+    """ComfyUI shows a validate_inputs message under every input the function declares: the tiled nodes
+    declare min_denoise and max_denoise only (ComfyUI checks the other ranges itself); bad combo values
+    are refused when the node runs, before any work, with the input named."""
+    import inspect
 
-    assert "layout must be one of" in SoluneTiledImg2Img.validate_inputs(layout="spiral")
-    assert "scale_mode must be one of" in SoluneTileMap.validate_inputs(scale_mode="random")
-    assert "sampler_name" in SoluneTiledSampler.validate_inputs(sampler_name="nope")
-    assert SoluneTiledImg2Img.validate_inputs(layout="grid", mode="strength", min_denoise=0.1, max_denoise=0.5) is True
+    from solune.nodes.tile_map import SoluneTileMap
+    from solune.nodes.tiled_img2img import SoluneTiledImg2Img, SoluneTiledSampler, sampler_choice_error
+
+    for cls in (SoluneTiledImg2Img, SoluneTiledSampler, SoluneTileMap):
+        assert list(inspect.signature(cls.validate_inputs).parameters) == ["min_denoise", "max_denoise"]
+        assert "min_denoise must be <= max_denoise (0.5); got 0.8" in cls.validate_inputs(0.8, 0.5)
+        assert "max_denoise must be a number in [0, 1]" in cls.validate_inputs(0.1, 1.5)
+        assert cls.validate_inputs(0.1, 0.5) is True and cls.validate_inputs(None, 0.5) is True
+    assert "sampler_name must be one of" in sampler_choice_error("nope", "normal")
+    assert "scheduler must be one of" in sampler_choice_error("euler", "nope")
+    assert sampler_choice_error("euler", "normal") is None
+    with pytest.raises(ValueError, match="SoluneTileMap: layout must be one of grid, quadtree; got 'spiral'"):
+        SoluneTileMap.execute(latent={"samples": latent(16, 16)}, layout="spiral")
 
 
 def test_tile_map_shades_tiles_by_scale_and_returns_the_scale_map(comfy):

@@ -114,7 +114,49 @@ def test_tiled_sampler_at_scale_one_equals_the_stock_ksampler_through_the_api(co
     assert hist["outputs"]["13"]["images"]
 
 
-def test_a_bad_combo_value_is_refused_with_http_400(comfy_server):
+def tiled_node(node_type: str, **changes) -> dict:
+    """One tiled node of `node_type` on base_graph's latent (and model), with TILING changed by `changes`."""
+    tiling = {**TILING, **changes}
+    if node_type == "SoluneTileMap":
+        layout = {k: v for k, v in tiling.items() if k not in RUN_ONLY}
+        return {"class_type": node_type, "inputs": {"latent": ["7", 0], **layout}}
+    if node_type == "SoluneTiledSampler":
+        return {"class_type": node_type, "inputs": {**ksampler(["1", 0], ["7", 0], denoise=1.0)["inputs"], **tiling}}
+    return {"class_type": node_type, "inputs": {"model": ["1", 0], "latent": ["7", 0], **tiling}}
+
+
+RUN_ONLY = ("mode", "tiled_model", "tile_batch_size")
+
+
+@pytest.mark.parametrize("node_type", ["SoluneTiledImg2Img", "SoluneTiledSampler", "SoluneTileMap"])
+def test_min_above_max_is_one_error_under_each_of_the_two_inputs(comfy_server, node_type):
+    """ComfyUI files a validate_inputs message under every input the function declares: min > max comes
+    back as exactly two errors, under min_denoise and max_denoise, with Solune's message."""
+    g = base_graph()
+    del g["20"]
+    g["8"] = tiled_node(node_type, min_denoise=0.8, max_denoise=0.65)
+    if node_type == "SoluneTiledImg2Img":
+        g["9"] = ksampler(["8", 0], ["7", 0])
+        g["10"] = {"class_type": "SaveLatent", "inputs": {"samples": ["9", 0], "filename_prefix": "bad"}}
+    elif node_type == "SoluneTiledSampler":
+        g["10"] = {"class_type": "SaveLatent", "inputs": {"samples": ["8", 0], "filename_prefix": "bad"}}
+    else:
+        g["10"] = {"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}}
+    with pytest.raises(PromptRejected) as err:
+        comfy_server.run_prompt(g)
+    assert err.value.status == 400
+    node_errors = err.value.body["node_errors"]
+    assert list(node_errors) == ["8"]
+    errors = node_errors["8"]["errors"]
+    assert sorted(e["extra_info"]["input_name"] for e in errors) == ["max_denoise", "min_denoise"]
+    for error in errors:
+        assert f"{node_type}: min_denoise must be <= max_denoise (0.65); got 0.8" in error["details"]
+
+
+def test_a_bad_combo_value_is_refused_naming_the_input_before_the_sampler_runs(comfy_server):
+    """Where ComfyUI checks V3 combo values (after 0.3.64) it refuses the prompt with one error under
+    `layout`; where it lets them through (0.3.64) the node refuses to run, naming the input, and the
+    sampler behind it never starts."""
     g = base_graph()
     del g["20"]  # the only output is the one behind the bad node, so the whole prompt is refused
     g["8"] = {
@@ -123,9 +165,19 @@ def test_a_bad_combo_value_is_refused_with_http_400(comfy_server):
     }
     g["9"] = ksampler(["8", 0], ["7", 0])
     g["10"] = {"class_type": "SaveLatent", "inputs": {"samples": ["9", 0], "filename_prefix": "bad"}}
-    with pytest.raises(PromptRejected) as err:
-        comfy_server.run_prompt(g)
-    assert err.value.status == 400 and "layout must be one of" in str(err.value.body)
+    try:
+        hist = comfy_server.run_prompt(g)
+    except PromptRejected as err:
+        assert err.status == 400
+        errors = err.body["node_errors"]["8"]["errors"]
+        assert [e["extra_info"]["input_name"] for e in errors] == ["layout"]
+        assert "'spiral'" in errors[0]["details"]
+        return
+    assert hist["status"]["status_str"] == "error"
+    failure = next(m[1] for m in hist["status"]["messages"] if m[0] == "execution_error")
+    assert failure["node_id"] == "8"
+    assert "SoluneTiledImg2Img: layout must be one of grid, quadtree; got 'spiral'" in failure["exception_message"]
+    assert "9" not in failure["executed"]
 
 
 def test_an_original_of_another_size_is_an_execution_error_naming_the_latent(comfy_server):

@@ -96,11 +96,16 @@ def test_grid_alignment_two():
     assert {t.size for t in layout} == {(16, 24)}  # 136 // 8 = 17 -> 16; 200 // 8 = 25 -> 24
 
 
-def test_grid_tile_larger_than_image_is_clamped_with_a_note(caplog):
-    with caplog.at_level(logging.INFO, logger="solune.tiling.layout"):
+def test_grid_tile_larger_than_image_is_clamped_with_a_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="solune.tiling.layout"):
         layout = grid_layout(40, 30, 1024, 1024, 64)
     assert [(t.y0, t.x0, t.h, t.w) for t in layout] == [(0, 0, 40, 30)]
-    assert "clamping" in caplog.text and "tile_width" in caplog.text and "tile_height" in caplog.text
+    assert [r.getMessage() for r in caplog.records] == [
+        "tile_height=1024 px is larger than the image (320 px): one tile spans the image on that axis (the tile is "
+        "clamped to the image)",
+        "tile_width=1024 px is larger than the image (240 px): one tile spans the image on that axis (the tile is "
+        "clamped to the image)",
+    ]
 
 
 def test_grid_tile_below_minimum_names_the_minimum_in_pixels():

@@ -189,8 +189,8 @@ def grid_layout(
     overlap >= the requested one. Tiles are listed row-major.
 
     A tile larger than the latent along an axis is clamped to the latent (one
-    tile on that axis), with a `logging.info` note: a big tile on a small image
-    is a normal request, not an error. If the latent size is not a multiple of
+    tile on that axis), with a `logging.warning` (shown to the user by the nodes):
+    a big tile on a small image is a normal request, not an error. If the latent size is not a multiple of
     `align`, the tiles that end at the far edge are `latent % align` larger.
 
     Args:
@@ -219,8 +219,9 @@ def grid_layout(
         size = _tile_latent(name, pixels, downscale, align)
         if size >= length:
             if size > length:
-                logger.info(
-                    "%s=%d px exceeds the latent (%d px); clamping the tile to the image",
+                logger.warning(
+                    "%s=%d px is larger than the image (%d px): one tile spans the image on that axis (the tile "
+                    "is clamped to the image)",
                     name,
                     pixels,
                     length * downscale,

@@ -78,24 +78,36 @@ def check_mask(mask: torch.Tensor, batch: int | None = None, name: str = "denois
 
 def _warn_about(mask: torch.Tensor, latent_h: int, latent_w: int, downscale: int, name: str) -> None:
     h, w = mask.shape[-2:]
-    if abs((w / h) / (latent_w / latent_h) - 1.0) > ASPECT_TOLERANCE:
+    image_h, image_w = latent_h * downscale, latent_w * downscale
+    if (h // downscale, w // downscale) == (latent_h, latent_w) and (h, w) != (image_h, image_w):
         log.warning(
-            "%s of %d×%d px has another aspect ratio than the image (%d×%d px); it is stretched to the latent "
-            "(%d×%d) as ComfyUI stretches masks",
+            "%s (%d×%d px) is slightly larger than the image (%d×%d px): VAE Encode cut the picture to a multiple "
+            "of %d px (dropping its last %d column(s) and %d row(s)), so the mask is squeezed by that much to "
+            "fit and its edges move by up to %d px; crop or scale the picture to a multiple of %d px before VAE "
+            "Encode for an exact fit",
             name,
             w,
             h,
-            latent_w * downscale,
-            latent_h * downscale,
+            image_w,
+            image_h,
+            downscale,
+            w - image_w,
+            h - image_h,
+            downscale - 1,
+            downscale,
+        )
+    elif abs((w / h) / (latent_w / latent_h) - 1.0) > ASPECT_TOLERANCE:
+        log.warning(
+            "%s of %d×%d px has another aspect ratio than the image (%d×%d px): it is stretched to the image, so "
+            "the painted areas move; paint the mask on the picture you encode (it is stretched to the latent "
+            "(%d×%d) as ComfyUI stretches masks)",
+            name,
+            w,
+            h,
+            image_w,
+            image_h,
             latent_w,
             latent_h,
-        )
-    if not bool(mask.any()):
-        log.warning(
-            "%s is all zero (LoadImage returns a 64×64 all-zero mask for a picture without alpha): it is used as it "
-            "is, so every pixel gets min_denoise — at min_denoise 0 the whole image keeps the original; paint the "
-            "area to change in the mask editor",
-            name,
         )
 
 
@@ -132,8 +144,9 @@ def mask_to_latent_size(
 
     ComfyUI's convention: any size (stretched, see `resize_mask`), batch 1 or the latent's batch,
     values in [0, 1]. Without `per_sample` a batch is averaged into one map (a tile layout serves
-    the whole batch). With `warn`, logs one warning when the mask's aspect ratio differs from the
-    image's by more than 1 % and one when the mask is all zero (it is used as it is).
+    the whole batch). With `warn`, logs a warning when the mask is the size of a picture that VAE
+    Encode cut to a multiple of `downscale`, or else when its aspect ratio differs from the image's by
+    more than 1 % (an all-zero mask is the plan's to explain: it knows what zero means there).
 
     Args:
         mask: MASK tensor [H, W] or [B, H, W].
@@ -142,7 +155,7 @@ def mask_to_latent_size(
         downscale: Pixels per latent unit (for the image size in messages).
         batch: The latent's batch (checked against the mask's when given).
         per_sample: Keep the mask's batch (1 or `batch`) instead of averaging it.
-        warn: Log the aspect-ratio and all-zero warnings.
+        warn: Log the size warnings.
         name: The input's name in messages.
     """
     latent_h = check_int("latent_h", latent_h, 1)

@@ -40,18 +40,50 @@ class ServerError(RunnerError):
 
 
 class ValidationFailed(RunnerError):
-    """ComfyUI rejected the prompt (HTTP 400 from POST /prompt).
+    """ComfyUI rejected the prompt, or some of its outputs (`node_errors` in the answer to POST /prompt).
 
-    `error` is ComfyUI's top-level error dict, `node_errors` maps node id to
-    `{"errors": [...], "class_type": ...}` exactly as the server sent them.
+    `error` is ComfyUI's top-level error dict (None when ComfyUI accepted the valid part), `node_errors`
+    maps node id to `{"errors": [...], "dependent_outputs": [...], "class_type": ...}` exactly as the
+    server sent them. `partial_prompt_id` is the id ComfyUI gave the valid part when it queued it (the
+    runner cancels that part unless --allow-partial), else None.
     """
 
     exit_code = EXIT_VALIDATION
 
-    def __init__(self, error: dict | str | None, node_errors: dict):
+    def __init__(self, error: dict | str | None, node_errors: dict, partial_prompt_id: str | None = None):
         self.error = error
         self.node_errors = node_errors
-        super().__init__(_error_text(error) or "prompt failed validation")
+        self.partial_prompt_id = partial_prompt_id
+        super().__init__(_summary(error) if error else "some outputs failed validation")
+
+    def dropped_outputs(self) -> list[str]:
+        """The output nodes that will not run, in ComfyUI's order (`dependent_outputs`)."""
+        dropped: list[str] = []
+        for report in self.node_errors.values():
+            outputs = report.get("dependent_outputs") if isinstance(report, dict) else None
+            for output in outputs or []:
+                if str(output) not in dropped:
+                    dropped.append(str(output))
+        return dropped
+
+    def report(self) -> str:
+        """What the user reads: the reason, one line per node error (id, title, type, input and
+        ComfyUI's own message), and the outputs that will not run."""
+        if self.partial_prompt_id is None:
+            head = f"ComfyUI rejected the workflow: {_summary(self.error)}"
+        else:
+            head = "ComfyUI rejected some outputs of the workflow"
+        lines = [head]
+        for node_id, report in self.node_errors.items():
+            report = report if isinstance(report, dict) else {}
+            where = describe_node(self.prompt, node_id, report.get("class_type"))
+            for error in report.get("errors") or [{}]:
+                lines.append(f"  {where}{_input_of(error)}: {_error_text(error) or 'invalid'}")
+        dropped = self.dropped_outputs()
+        if dropped:
+            names = ", ".join(describe_node(self.prompt, node_id, None) for node_id in dropped)
+            lines.append(f"outputs that will not run: {names}")
+        return "\n".join(lines)
 
 
 class ExecutionFailed(RunnerError):
@@ -68,6 +100,31 @@ class ExecutionFailed(RunnerError):
         self.interrupted = interrupted
         what = "interrupted" if interrupted else details.get("exception_message", "execution failed")
         super().__init__(str(what).strip())
+
+
+def describe_node(prompt: dict | None, node_id: object, class_type: str | None) -> str:
+    """`node 4 'Load Checkpoint' (CheckpointLoaderSimple)`; the title only when it differs."""
+    node = (prompt or {}).get(str(node_id)) or {}
+    class_type = class_type or node.get("class_type") or "?"
+    title = (node.get("_meta") or {}).get("title")
+    named = f" '{title}'" if title and title != class_type else ""
+    return f"node {node_id}{named} ({class_type})"
+
+
+def _input_of(error: object) -> str:
+    """`, input sampler_name` when ComfyUI names the input the error is about."""
+    extra = error.get("extra_info") if isinstance(error, dict) else None
+    name = extra.get("input_name") if isinstance(extra, dict) else None
+    return f", input {name}" if name else ""
+
+
+def _summary(error: dict | str | None) -> str:
+    """ComfyUI's top-level message; its details repeat the node errors printed below, so only the message."""
+    if not error:
+        return "prompt failed validation"
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("details") or "prompt failed validation")
+    return str(error)
 
 
 def _error_text(error: dict | str | None) -> str:

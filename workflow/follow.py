@@ -4,6 +4,11 @@ The websocket is opened before the prompt is queued so no event is missed. If
 the server refuses the upgrade, progress is followed by polling `/history` and
 `/queue` instead (logged at info level). Either way the result is the prompt's
 `/history` entry; a failed run raises `ExecutionFailed`, a lost server `ServerError`.
+
+When ComfyUI rejects only some outputs it still queues the rest (HTTP 200 with `node_errors`); that is
+a `ValidationFailed` like a whole rejection: the queued part is cancelled at once unless the caller
+allows a partial run. Warnings Solune's nodes send while they run (the `solune.warning` event of
+nodes/user_warnings.py) are shown as they arrive; they need the websocket (polling cannot see them).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import time
 import uuid
 
 from .client import ComfyClient
-from .errors import ExecutionFailed, ServerError
+from .errors import ExecutionFailed, ServerError, ValidationFailed
 from .progress import PromptProgress
 from .websocket import ConnectionClosed, HandshakeRefused, WebSocket
 
@@ -24,6 +29,7 @@ POLL_INTERVAL = 0.5  # seconds between /history polls
 SILENCE_CHECK = 5.0  # seconds of websocket silence before checking /history anyway
 HISTORY_WAIT = 30.0  # seconds to wait for /history after the feed said "done"
 VANISHED_POLLS = 6  # polls with the prompt in neither queue nor history before giving up
+WARNING_EVENT = "solune.warning"  # nodes/user_warnings.py: {"message", "node", "prompt_id"}
 
 
 def open_feed(client: ComfyClient, client_id: str) -> WebSocket | None:
@@ -38,14 +44,25 @@ def open_feed(client: ComfyClient, client_id: str) -> WebSocket | None:
         raise client.unreachable(f"websocket {url}: {error}") from error
 
 
-def run_prompt(client: ComfyClient, prompt: dict, progress: PromptProgress) -> tuple[str, dict]:
-    """Queue `prompt`, follow it, and return `(prompt_id, history_entry)`."""
+def run_prompt(
+    client: ComfyClient, prompt: dict, progress: PromptProgress, allow_partial: bool = False
+) -> tuple[str, dict]:
+    """Queue `prompt`, follow it, and return `(prompt_id, history_entry)`.
+
+    Any `node_errors` raise `ValidationFailed` after cancelling the part ComfyUI queued, unless
+    `allow_partial`: then they are reported and the valid outputs run.
+    """
     client_id = uuid.uuid4().hex
     feed = open_feed(client, client_id)
     try:
         prompt_id, node_errors = client.queue_prompt(prompt, client_id)
         if node_errors:
-            log.warning("some outputs were rejected and will not run: %s", ", ".join(node_errors))
+            rejected = ValidationFailed(None, node_errors, partial_prompt_id=prompt_id)
+            rejected.prompt = prompt
+            if not allow_partial:
+                _cancel(client, prompt_id)
+                raise rejected
+            progress.console.say(f"{rejected.report()}\n--allow-partial: running the outputs ComfyUI accepted")
         try:
             if feed is not None:
                 entry = _follow_feed(client, feed, prompt_id, progress)
@@ -103,6 +120,8 @@ def _handle_event(text: str, prompt_id: str, progress: PromptProgress) -> bool:
     elif kind == "progress":
         node = data.get("node")
         progress.progress(None if node is None else str(node), data.get("value", 0), data.get("max", 0))
+    elif kind == WARNING_EVENT:
+        progress.warning(data.get("node"), str(data.get("message", "")))
     elif kind == "execution_success":
         return True
     elif kind == "execution_error":

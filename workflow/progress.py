@@ -10,6 +10,8 @@ import shutil
 import sys
 from typing import TextIO
 
+from .errors import describe_node
+
 
 class Console:
     """Writes messages and the progress bar to `stream` (stderr by default)."""
@@ -70,6 +72,7 @@ class PromptProgress:
         self.current: str | None = None
         self.step: tuple[float, float] | None = None
         self._last_drawn = ""
+        self._warned: set[tuple[str, str]] = set()
 
     def label(self, node_id: str) -> str:
         node = self.prompt.get(node_id) or {}
@@ -97,6 +100,14 @@ class PromptProgress:
             self.executing(str(node_id))
         self.step = (value, maximum)
         self._redraw()
+
+    def warning(self, node_id: object, text: str) -> None:
+        """Say a warning a node sent while running, once per node and text."""
+        key = (str(node_id), text)
+        if key not in self._warned:
+            self._warned.add(key)
+            where = describe_node(self.prompt, node_id, None) if node_id is not None else "the server"
+            self.console.say(f"warning from {where}: {text}")
 
     def finished(self) -> None:
         if self.current is not None:

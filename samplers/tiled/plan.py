@@ -21,6 +21,7 @@ Masks of any size are stretched to the latent as ComfyUI does (`tiling.mask_to_l
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -41,6 +42,25 @@ from ...tiling import (
     uniform_scales,
 )
 from .settings import MASK_MODES, TileSettings
+
+log = logging.getLogger(__name__)
+
+
+def empty_mask_warning(min_denoise: float) -> str:
+    """What an all-zero denoise_mask means for the user (mask and pixel modes map 0 to min_denoise)."""
+    cause = (
+        "LoadImage gives an empty 64×64 mask for a picture without transparency: right-click the Load Image "
+        "node, open it in the Mask Editor and paint the area to change (white = change, black = keep)"
+    )
+    if min_denoise == 0:
+        return (
+            "Nothing will change: denoise_mask is all zero (an empty, all-black mask), and black means keep, so "
+            f"every pixel keeps the original (min_denoise is 0). {cause}"
+        )
+    return (
+        "denoise_mask is all zero (an empty, all-black mask): the whole image changes evenly at min_denoise "
+        f"({min_denoise:g}) and nowhere at max_denoise. {cause}"
+    )
 
 
 @dataclass(frozen=True)
@@ -158,6 +178,8 @@ def make_plan(
     else:
         # the one intake of the user's mask: stretched to the latent, warnings logged once
         latent_mask = mask_to_latent_size(denoise_mask, latent_h, latent_w, downscale, per_sample=True)
+        if not bool(denoise_mask.any()):
+            log.warning(empty_mask_warning(s.min_denoise))
         if s.scale_mode == "pixel":
             return _pixel_plan(tiles, latent_mask, s.min_denoise, s.max_denoise, s.falloff, max_window, overlap)
         scales = scales_from_mask(tiles, latent_mask, s.min_denoise, s.max_denoise, s.falloff)
