@@ -112,6 +112,9 @@ def frontend(comfy_server):
         for node in json.loads(path.read_text())["nodes"]:
             if node["type"] == "LoadImage":
                 write_png(comfy_server.base / "input" / node["widgets_values"][0])
+            for model in node.get("properties", {}).get("models", []):  # a user who has the files it offers
+                (comfy_server.base / "models" / model["directory"]).mkdir(parents=True, exist_ok=True)
+                (comfy_server.base / "models" / model["directory"] / model["name"]).touch()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
