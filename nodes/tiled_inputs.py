@@ -13,8 +13,9 @@ from ..samplers.tiled import TilePlan, TileSettings, check_guides, make_plan
 
 
 def has_advanced_inputs() -> bool:
-    """Whether the installed ComfyUI's V3 inputs take `advanced` (folded away in the frontend until the user
-    shows advanced inputs; ComfyUI 0.3.64 has no such flag). Probed on the API, not on a version number."""
+    """Whether the installed ComfyUI's V3 inputs take `advanced` (folded away by frontend 1.49's Nodes 2.0
+    view and parameters panel until the user shows them; ComfyUI 0.3.64 has no such flag). Probed on the
+    API, not on a version number."""
     return "advanced" in inspect.signature(io.Int.Input.__init__).parameters
 
 

@@ -1,6 +1,7 @@
 """Tier 2: the tiling inputs the three tiled nodes show, generated from `TileSettings`: the same names,
 order, defaults and tooltips on every ComfyUI; where ComfyUI has advanced inputs (0.33), the quadtree's
-own knobs and `tile_batch_size` are folded away there, so a grid layout shows only what it uses."""
+own knobs and `tile_batch_size` are marked advanced there (folded away by the frontend's Nodes 2.0
+view and parameters panel), out of the way of a grid layout."""
 
 from __future__ import annotations
 

@@ -8,8 +8,9 @@ it trust their typed inputs. Adding a setting means adding one field here (and u
 
 Groups: "layout" settings build the plan (all three nodes); "run" settings configure the hook
 (SoluneTiledImg2Img and SoluneTiledSampler only). `advanced` settings (the quadtree's own knobs, which
-a grid ignores, and the batching of tiled evaluation) are folded away under the node's advanced
-inputs where the installed ComfyUI has them; their names, defaults and meaning stay the same.
+a grid ignores, and the batching of tiled evaluation) are marked as the node's advanced inputs where
+the installed ComfyUI has them (frontend 1.49 folds them in Nodes 2.0 and its parameters panel);
+their names, defaults and meaning stay the same.
 """
 
 from __future__ import annotations
