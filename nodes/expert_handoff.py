@@ -229,8 +229,9 @@ class SoluneExpertHandoff(io.ComfyNode):
             display_name="Solune Expert Handoff (Sol → Lune)",
             category="Solune/model",
             description=(
-                "One MODEL from two experts: structure_model (e.g. Sol) samples the high-noise part of the schedule, "
-                "detail_model (e.g. Lune) the rest. Each expert is evaluated in its own frame (σ/timestep, input "
+                "Get one model's composition and another's detail in a single run: structure_model (e.g. Sol) "
+                "samples the high-noise part of the schedule, detail_model (e.g. Lune) the rest. Each expert is "
+                "evaluated in its own frame (σ/timestep, input "
                 "scaling, prediction type) and answers with x0. The run uses structure_model's σ schedule and frame; "
                 "any sampler and scheduler can drive it."
             ),
@@ -254,7 +255,7 @@ class SoluneExpertHandoff(io.ComfyNode):
                     max=1.0,
                     step=0.01,
                     tooltip=(
-                        "Fraction of structure_model's noise schedule done when control passes to detail_model "
+                        "When detail_model takes over: the fraction of structure_model's noise schedule done "
                         "(ComfyUI 'percent' units, like ControlNet start/end): 0 = detail_model throughout, "
                         "1 = structure_model throughout."
                     ),

@@ -39,7 +39,8 @@ class SolunePredictionType(io.ComfyNode):
             display_name="Solune Prediction Type",
             category="Solune/model",
             description=(
-                "Patch a model so that sampling reads its output as epsilon (standard SD1.5), sol_v "
+                "Needed to sample Sol or Lune (or any v-prediction / rectified-flow SD1.5 UNet) with ComfyUI's "
+                "samplers: patch a model so that sampling reads its output as epsilon (standard SD1.5), sol_v "
                 "(Sol: DDPM v-prediction) or lune_flow (Lune: rectified flow, timestep = 1000·σ with "
                 "shift). Returns a patched copy; the input model is untouched."
             ),
@@ -61,8 +62,8 @@ class SolunePredictionType(io.ComfyNode):
                     min=0.01,
                     max=100.0,
                     step=0.01,
-                    tooltip="Flow time shift k for lune_flow: σ' = k·σ/(1 + (k − 1)·σ). Lune was trained at 2.0–2.5. "
-                    "Ignored by epsilon and sol_v.",
+                    tooltip="For lune_flow: the time shift k the model was trained at (Lune: 2.0–2.5), "
+                    "σ' = k·σ/(1 + (k − 1)·σ). Ignored by epsilon and sol_v.",
                 ),
                 io.Boolean.Input(
                     "zero_terminal_snr",

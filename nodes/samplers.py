@@ -62,8 +62,8 @@ def checked_sampler(node_id: str, expected: str, function, draws_noise: bool = F
 
 
 ETA_TOOLTIP = (
-    "η: 1 = DDPM posterior step (ancestral, uses the run's seed), 0 = deterministic DDIM, in between = DDIM with "
-    "that much fresh noise."
+    "How much fresh noise each step adds (η): 1 = DDPM posterior step (ancestral, uses the run's seed), "
+    "0 = deterministic DDIM, in between = DDIM with that much fresh noise."
 )
 
 
@@ -102,9 +102,10 @@ class _EtaSampler(io.ComfyNode):
 class SoluneSamplerSolDDPM(_EtaSampler):
     NODE_ID, DISPLAY_NAME, PREDICTION = "SoluneSamplerSolDDPM", "Solune Sampler Sol DDPM", "sol_v"
     DESCRIPTION = (
-        "Sol's own sampler for a sol_v model (SolunePredictionType prediction = sol_v): v → x0 → ε, then the "
+        "Sample Sol the way its authors do (their DDPM recipe). For SamplerCustom / SamplerCustomAdvanced with a "
+        "model patched as sol_v (SolunePredictionType): v → x0 → ε, then the "
         "DDPM posterior step (eta = 1) or a DDIM step (eta < 1) on the 1000-step timestep grid; the SIGMAS are "
-        "snapped to the nearest grid timestep. For SamplerCustom / SamplerCustomAdvanced."
+        "snapped to the nearest grid timestep."
     )
     TOOLTIP = ETA_TOOLTIP
     ETA_DEFAULT = 1.0
@@ -114,10 +115,15 @@ class SoluneSamplerSolDDPM(_EtaSampler):
 class SoluneSamplerEpsilonDDIM(_EtaSampler):
     NODE_ID, DISPLAY_NAME, PREDICTION = "SoluneSamplerEpsilonDDIM", "Solune Sampler Epsilon DDIM", "epsilon"
     DESCRIPTION = (
-        "DDIM for an epsilon model (SolunePredictionType prediction = epsilon) on the 1000-step timestep grid; "
-        "the SIGMAS are snapped to the nearest grid timestep. For SamplerCustom / SamplerCustomAdvanced."
+        "Classic DDIM for standard SD1.5 (epsilon) checkpoints, with eta for fresh noise per step. For "
+        "SamplerCustom / SamplerCustomAdvanced with a model patched as epsilon (SolunePredictionType), on the "
+        "1000-step timestep grid; "
+        "the SIGMAS are snapped to the nearest grid timestep."
     )
-    TOOLTIP = "η: 0 = deterministic DDIM; 1 = as much fresh noise as the DDPM posterior (uses the run's seed)."
+    TOOLTIP = (
+        "How much fresh noise each step adds (η): 0 = deterministic DDIM; 1 = as much as the DDPM posterior "
+        "(uses the run's seed)."
+    )
     ETA_DEFAULT = 0.0
     SAMPLE_FN = staticmethod(sample_epsilon_ddim)
 
@@ -130,9 +136,10 @@ class SoluneSamplerLuneEuler(io.ComfyNode):
             display_name="Solune Sampler Lune Euler",
             category="Solune/sampling",
             description=(
-                "Lune's own sampler for a lune_flow model (SolunePredictionType prediction = lune_flow): Euler on the "
+                "Sample Lune the way its authors do. For SamplerCustom / SamplerCustomAdvanced with a model "
+                "patched as lune_flow (SolunePredictionType): Euler on the "
                 "rectified-flow ODE, x ← x − v·(σ − σ_next), network timestep 1000·σ. Pair it with "
-                "SoluneLuneScheduler. For SamplerCustom / SamplerCustomAdvanced."
+                "SoluneLuneScheduler."
             ),
             inputs=[
                 io.Boolean.Input(
@@ -178,7 +185,9 @@ class SoluneLuneScheduler(io.ComfyNode):
             display_name="Solune Lune Scheduler",
             category="Solune/sampling",
             description=(
-                "Lune's σ schedule: σ = linspace(1, 0, steps + 1) shifted with σ' = k·σ/(1 + (k − 1)·σ). With "
+                "The noise schedule Lune was trained with, for SamplerCustom / SamplerCustomAdvanced with Lune (or "
+                "any rectified-flow model at that shift): σ = linspace(1, 0, steps + 1) shifted with "
+                "σ' = k·σ/(1 + (k − 1)·σ). With "
                 "denoise < 1 (img2img) the last steps + 1 values of a schedule of int(steps/denoise) steps, as "
                 "BasicScheduler does."
             ),

@@ -73,7 +73,8 @@ class SoluneTileMap(io.ComfyNode):
             display_name="Solune Tile Map",
             category="Solune/sampling",
             description=(
-                "Show the tiles and per-tile denoise scales that Solune Tiled Img2Img builds from the same settings: "
+                "Preview where a tiled img2img will change the picture, without running a model: the tiles and "
+                "per-tile denoise scales that Solune Tiled Img2Img builds from the same settings: "
                 "an IMAGE with each tile shaded by its scale (white = 1; scale_mode pixel: the per-pixel scale) "
                 "and its border drawn, and the per-pixel scale (feathered across overlaps, or the mask's own in "
                 "pixel mode) as a MASK. For a preview without a model run: the tiled nodes return the same two "

@@ -53,11 +53,14 @@ class SoluneTiledImg2Img(io.ComfyNode):
             display_name="Solune Tiled Img2Img",
             category="Solune/sampling",
             description=(
-                "Patch a model for img2img where every tile has its own denoise scale m: each model evaluation "
-                "blends the model's clean estimate with the original latent (blend: x0 = m·model + (1−m)·original; "
-                "strength: a tile is a stock img2img at denoise m inside the schedule). Use the output MODEL with "
-                "KSampler or SamplerCustomAdvanced on the same latent. Scale 0 returns the original exactly. "
-                "tile_map and scale draw the tiles and the per-pixel scale this patch uses."
+                "Img2img that changes each part of a picture as much as you choose and leaves the rest exactly as "
+                "it was: retouch a painted area, re-render busy detail, refine an upscale. Put it between your "
+                "model and the stock KSampler (or SamplerCustomAdvanced), sample the same latent, and leave the "
+                "sampler's denoise at 1.0: max_denoise is your strength. Every tile gets a denoise scale m; each "
+                "model evaluation blends the model's clean estimate with the original latent (blend: "
+                "x0 = m·model + (1−m)·original; strength: a tile is a stock img2img at denoise m inside the "
+                "schedule). Scale 0 returns the original exactly. tile_map and scale draw the tiles and the "
+                "per-pixel scale this patch uses."
             ),
             inputs=[
                 io.Model.Input("model", tooltip="The model to patch (a copy is patched)."),
@@ -94,9 +97,10 @@ class SoluneTiledSampler(io.ComfyNode):
             display_name="Solune Tiled Sampler",
             category="Solune/sampling",
             description=(
-                "KSampler plus Solune's tiled img2img: latent_image is sampled and, per tile, preserved with scale m "
-                "(see Solune Tiled Img2Img). Equivalent to SoluneTiledImg2Img(latent=latent_image) → KSampler. "
-                "tile_map and scale draw the tiles and the per-pixel scale the run uses."
+                "One node for tiled img2img and upscale refines: a KSampler that changes each tile of latent_image "
+                "as much as you choose and keeps the rest. Leave denoise at 1.0: max_denoise is your strength. "
+                "Equivalent to Solune Tiled Img2Img(latent=latent_image) → KSampler; per tile, the original is "
+                "preserved with scale m. tile_map and scale draw the tiles and the per-pixel scale the run uses."
             ),
             inputs=[
                 io.Model.Input("model", tooltip="The model used for denoising."),
@@ -133,7 +137,8 @@ class SoluneTiledSampler(io.ComfyNode):
                     min=0.0,
                     max=1.0,
                     step=0.01,
-                    tooltip="KSampler denoise of the whole run; per-tile scales act inside it.",
+                    tooltip="Leave at 1.0: max_denoise is your strength. Below 1 the whole schedule is shortened "
+                    "and every tile's scale acts inside it, so the two multiply.",
                 ),
                 *setting_inputs("layout"),
                 *setting_inputs("run"),

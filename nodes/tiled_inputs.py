@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from comfy_api.latest import io
 
@@ -10,21 +12,32 @@ from ..checks import error_of
 from ..samplers.tiled import TilePlan, TileSettings, check_guides, make_plan
 
 
-def _input(name: str, spec) -> io.Input:
+def has_advanced_inputs() -> bool:
+    """Whether the installed ComfyUI's V3 inputs take `advanced` (folded away by frontend 1.49's Nodes 2.0
+    view and parameters panel until the user shows them; ComfyUI 0.3.64 has no such flag). Probed on the
+    API, not on a version number."""
+    return "advanced" in inspect.signature(io.Int.Input.__init__).parameters
+
+
+def _input(name: str, spec, advanced: bool) -> io.Input:
     kind = spec.kind
+    common = {"default": spec.default, "tooltip": spec.tooltip, **({"advanced": True} if advanced else {})}
     if kind == "choice":
-        return io.Combo.Input(name, options=list(spec.choices), default=spec.default, tooltip=spec.tooltip)
+        return io.Combo.Input(name, options=list(spec.choices), **common)
     if kind == "bool":
-        return io.Boolean.Input(name, default=spec.default, tooltip=spec.tooltip)
+        return io.Boolean.Input(name, **common)
     numeric = {"min": spec.lo, "max": spec.hi, **({"step": spec.step} if spec.step is not None else {})}
     if kind == "int":
-        return io.Int.Input(name, default=spec.default, tooltip=spec.tooltip, **numeric)
-    return io.Float.Input(name, default=spec.default, tooltip=spec.tooltip, **numeric)
+        return io.Int.Input(name, **common, **numeric)
+    return io.Float.Input(name, **common, **numeric)
 
 
 def setting_inputs(group: str) -> list:
-    """The V3 inputs of one group of `TileSettings` ("layout": all three nodes; "run": the hook nodes)."""
-    return [_input(name, spec) for name, spec in TileSettings.specs(group)]
+    """The V3 inputs of one group of `TileSettings` ("layout": all three nodes; "run": the hook nodes), in
+    declaration order (saved workflows list widget values in that order); the `advanced` ones folded away
+    where ComfyUI supports it."""
+    foldable = has_advanced_inputs()
+    return [_input(name, spec, foldable and spec.advanced) for name, spec in TileSettings.specs(group)]
 
 
 def guide_inputs() -> list:
@@ -33,13 +46,14 @@ def guide_inputs() -> list:
         io.Mask.Input(
             "denoise_mask",
             optional=True,
-            tooltip="Needed by scale_mode mask and pixel: 1 = change, 0 = keep. Any size (stretched to the "
-            "latent as ComfyUI does), batch 1 or the latent's.",
+            tooltip="Where to change the picture (paint it): 1 = change, 0 = keep; needed by scale_mode mask and "
+            "pixel. Any size (stretched to the latent as ComfyUI does), batch 1 or the latent's.",
         ),
         io.Image.Input(
             "image",
             optional=True,
-            tooltip="Drives the quadtree instead of the latent; must be the latent's pixel size.",
+            tooltip="Optional: the picture whose busy areas shape the quadtree (instead of the latent); must be the "
+            "latent's pixel size.",
         ),
     ]
 

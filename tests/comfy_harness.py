@@ -186,6 +186,26 @@ def taesd_state_dict(seed: int = 2):
     return _fill_random(model.state_dict(), seed, gain=1.0)
 
 
+# The key prefixes of an SD1.5 checkpoint as ComfyUI's CheckpointLoaderSimple reads it (the LDM layout):
+# the UNet, the CLIP-L text encoder (its "text_model." keys) and the VAE in one file.
+CHECKPOINT_PREFIXES = {
+    "unet": "model.diffusion_model.",
+    "clip": "cond_stage_model.transformer.",
+    "vae": "first_stage_model.",
+}
+
+
+def tiny_sd15_checkpoint_state_dict(seed: int = 0):
+    """One-file SD1.5 checkpoint: the tiny UNet, CLIP-L and TAESD under ComfyUI's checkpoint key prefixes,
+    so that CheckpointLoaderSimple gives the MODEL, CLIP and VAE the separate loaders give."""
+    parts = {
+        "unet": tiny_sd15_unet_state_dict(seed),
+        "clip": clip_l_state_dict(),
+        "vae": taesd_state_dict(),
+    }
+    return {CHECKPOINT_PREFIXES[part] + key: value for part, sd in parts.items() for key, value in sd.items()}
+
+
 def tiny_sd15_prompt_nodes(positive: str, vae: bool = True) -> dict:
     """API-prompt nodes of the tiny models `ComfyServer.write_models` installs: "1" UNETLoader,
     "2" CLIPLoader, "3" / "4" the positive / empty negative CLIPTextEncode and (with `vae`) "5" VAELoader."""
@@ -207,6 +227,9 @@ def tiny_sd15_prompt_nodes(positive: str, vae: bool = True) -> dict:
 
 
 # ---------------------------------------------------------------- the server
+CHECKPOINT = "tiny_sd15_checkpoint.safetensors"  # what `ComfyServer.write_models` puts in models/checkpoints
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -283,6 +306,9 @@ class ComfyServer:
             )
         comfy.utils.save_torch_file(clip_l_state_dict(), str(models / "text_encoders" / "tiny_clip_l.safetensors"))
         comfy.utils.save_torch_file(taesd_state_dict(), str(models / "vae" / "tiny_taesd.safetensors"))
+        comfy.utils.save_torch_file(
+            tiny_sd15_checkpoint_state_dict(unet_seeds[0]), str(models / "checkpoints" / CHECKPOINT)
+        )
         from comfy_families import SD15_UNET, controlnet_state_dict  # an LDM ControlNet for the tiny SD1.5 UNet
 
         comfy.utils.save_torch_file(

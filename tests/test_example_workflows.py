@@ -1,5 +1,6 @@
 """Shipped workflows: every example is a loadable UI file with a thumbnail, uses only stock and
-Solune nodes, has an up-to-date API twin, and (tier 2) runs to completion on a real ComfyUI server
+Solune nodes, starts from the files users own (one checkpoint, with download links the frontend
+offers), has an up-to-date API twin, and (tier 2) runs to completion on a real ComfyUI server
 through `python -m solune.run`."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from comfy_harness import CHECKPOINT
 
 from solune.workflow import twins
 from solune.workflow.convert import subgraph_definitions
@@ -28,6 +30,23 @@ LOADERS = {
 
 
 SNAPSHOTS = twins.snapshots()  # {ComfyUI version: /object_info snapshot}, oldest first
+
+# The tiled, upscale and retouch examples start from one checkpoint; Sol and Lune are published as
+# bare UNets, so their examples keep the UNet loaders.
+CHECKPOINT_EXAMPLES = [p for p in EXAMPLES if p.stem.startswith(("tiled_", "upscale_"))]
+UNET_EXAMPLES = [p for p in EXAMPLES if p.stem.startswith(("sol_", "lune_"))]
+SEPARATE_LOADERS = {"UNETLoader", "CLIPLoader", "VAELoader"}
+# the folder under models/ each loader reads, as the frontend's `models` metadata names it
+MODEL_DIRECTORIES = {
+    "CheckpointLoaderSimple": "checkpoints",
+    "ControlNetLoader": "controlnet",
+    "UNETLoader": "diffusion_models",
+    "CLIPLoader": "text_encoders",
+    "VAELoader": "vae",
+}
+# what the frontend's missing-models dialog downloads (MissingModelsWarning in frontend 1.27 / 1.49)
+DOWNLOAD_SOURCES = ("https://huggingface.co/", "https://civitai.com/")
+DOWNLOAD_SUFFIXES = (".safetensors", ".sft")
 
 
 def snapshot() -> dict:
@@ -99,6 +118,79 @@ def test_example_uses_only_stock_and_solune_nodes_and_titles_its_model_files(pat
             assert node.get("title"), f"{path.name}: loader node {node['id']} ({node['type']}) has no title"
 
 
+def notes(data: dict) -> str:
+    return "\n".join(
+        str(v) for n in twins.all_nodes(data) if n["type"] in ("Note", "MarkdownNote") for v in n["widgets_values"]
+    )
+
+
+@pytest.mark.parametrize("path", CHECKPOINT_EXAMPLES, ids=lambda p: p.stem)
+def test_a_tiled_example_loads_one_checkpoint_and_its_note_tells_the_separate_files_way(path):
+    data = json.loads(path.read_text())
+    types = [n["type"] for n in twins.all_nodes(data)]
+    assert types.count("CheckpointLoaderSimple") == 1, f"{path.name}: load one checkpoint (Load Checkpoint)"
+    assert not SEPARATE_LOADERS & set(types), f"{path.name}: the separate-file loaders belong in its Note"
+    text = notes(data)
+    for loader in ("Load Diffusion Model", "Load CLIP", "Load VAE"):
+        assert loader in text, f"{path.name}: its Note does not tell the separate-files variant ({loader})"
+
+
+@pytest.mark.parametrize("path", UNET_EXAMPLES, ids=lambda p: p.stem)
+def test_a_sol_or_lune_example_keeps_its_unet_loaders(path):
+    types = {n["type"] for n in twins.all_nodes(json.loads(path.read_text()))}
+    assert "UNETLoader" in types and "CheckpointLoaderSimple" not in types
+
+
+@pytest.mark.parametrize("path", CHECKPOINT_EXAMPLES, ids=lambda p: p.stem)
+def test_a_tiled_example_says_to_leave_the_samplers_denoise_at_one_and_does(path):
+    """The strength is max_denoise; a user coming from Ultimate SD Upscale would lower the sampler's denoise."""
+    data = json.loads(path.read_text())
+    text = notes(data).lower()
+    # by the id the prompt gives each node (`14:9` inside a subgraph)
+    samplers = [t for t in targets(data) if t.class_type in ("KSampler", "SoluneTiledSampler")]
+    assert samplers, path.name
+    assert "denoise at 1.0" in text and "`max_denoise` is your strength" in text, f"{path.name}: {text}"
+    if any(t.class_type == "KSampler" for t in samplers):
+        assert "leave ksampler denoise at 1.0" in text, path.name
+    api = twins.ui_to_api(data, snapshot())
+    for target in samplers:
+        assert api[target.node_id]["inputs"]["denoise"] == 1.0, f"{path.name}: node {target.node_id}"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_every_public_model_file_an_example_names_carries_its_download(path):
+    """properties.models ({name, url, directory}) is what the frontend's missing-models dialog offers: the
+    file the widget selects, the models/ folder its loader reads, a URL the dialog will download."""
+    for node in twins.all_nodes(json.loads(path.read_text())):
+        if node["type"] not in MODEL_DIRECTORIES:
+            continue
+        models = node.get("properties", {}).get("models", [])
+        if node["type"] in ("CheckpointLoaderSimple", "ControlNetLoader"):
+            assert models, f"{path.name}: node {node['id']} ({node['type']}) names no download"
+        for model in models:
+            assert set(model) == {"name", "url", "directory"}, model
+            assert model["name"] == node["widgets_values"][0], f"{path.name}: node {node['id']}"
+            assert model["directory"] == MODEL_DIRECTORIES[node["type"]], f"{path.name}: node {node['id']}"
+            assert model["url"].startswith(DOWNLOAD_SOURCES), model["url"]
+            assert model["url"].split("?")[0].endswith("/" + model["name"]), model["url"]
+            assert model["name"].endswith(DOWNLOAD_SUFFIXES), model["name"]
+
+
+def test_the_download_check_can_fail(tmp_path):
+    """A loader whose widget names another file than its metadata is caught."""
+    src = CHECKPOINT_EXAMPLES[0]
+    data = json.loads(src.read_text())
+    loader = next(n for n in data["nodes"] if n["type"] == "CheckpointLoaderSimple")
+    loader["widgets_values"] = ["my_model.safetensors"]
+    (tmp_path / src.name).write_text(json.dumps(data))
+    with pytest.raises(AssertionError):
+        test_every_public_model_file_an_example_names_carries_its_download(tmp_path / src.name)
+    del loader["properties"]["models"]
+    (tmp_path / src.name).write_text(json.dumps(data))
+    with pytest.raises(AssertionError):
+        test_every_public_model_file_an_example_names_carries_its_download(tmp_path / src.name)
+
+
 def test_every_snapshot_is_one_comfyui_versions_view_of_the_example_node_types():
     assert len(SNAPSHOTS) >= 2, f"snapshots of the tested ComfyUI versions expected; found {sorted(SNAPSHOTS)}"
     for version, info in SNAPSHOTS.items():
@@ -154,7 +246,9 @@ def model_overrides(path: Path) -> list[str]:
     nodes = sorted(targets(json.loads(path.read_text())), key=lambda t: [int(p) for p in t.node_id.split(":")])
     for node in nodes:
         kind, node_id = node.class_type, node.node_id
-        if kind == "UNETLoader":
+        if kind == "CheckpointLoaderSimple":
+            sets.append(f"{node_id}.ckpt_name={CHECKPOINT}")
+        elif kind == "UNETLoader":
             sets.append(f"{node_id}.unet_name=tiny_sd15_{min(unets, 1)}.safetensors")
             unets += 1
         elif kind == "CLIPLoader":
@@ -192,6 +286,22 @@ def run_cli(server, *args, timeout=900):
 
 
 @pytest.mark.comfyui
+def test_the_tests_checkpoint_loads_as_the_separate_files_do(comfy_server):
+    """Load Checkpoint reads the tests' one-file checkpoint as the tiny SD1.5 UNet, CLIP-L and TAESD."""
+    import comfy.sd
+    import torch
+    from comfy_harness import tiny_sd15_unet_state_dict
+
+    model, clip, vae = comfy.sd.load_checkpoint_guess_config(
+        str(comfy_server.base / "models" / "checkpoints" / CHECKPOINT)
+    )[:3]
+    assert type(model.model.model_config).__name__ == "SD15"
+    unet = model.model.diffusion_model.state_dict()
+    assert all(torch.equal(unet[k], v) for k, v in tiny_sd15_unet_state_dict(0).items())
+    assert clip.encode_from_tokens(clip.tokenize("a photo")).shape == (1, 77, 768)
+    assert type(vae.first_stage_model).__name__ == "TAESD"
+
+
 def test_the_running_comfyuis_snapshot_matches_it_and_converts_to_the_shipped_twins(comfy_server):
     version = comfy_server.get("/system_stats")["system"]["comfyui_version"]
     live = comfy_server.get("/object_info")

@@ -4,6 +4,7 @@ and (tier 2) ComfyUI serves it there."""
 from __future__ import annotations
 
 import asyncio
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -11,6 +12,12 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "web" / "docs"
+FORMULA = re.compile(r"[=σ·√∈]")  # what a formula needs and plain words do not
+
+
+def opening(text: str) -> str:
+    """A description's first clause: up to the first colon, semicolon or full stop."""
+    return re.split(r"[:;]|\. ", text, maxsplit=1)[0]
 
 
 def node_ids():
@@ -48,3 +55,26 @@ def test_comfyui_serves_the_help_pages_where_the_panel_asks_first(comfy_server):
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(f"{comfy_server.url}/extensions/solune/docs/SoluneNoSuchNode/en.md", timeout=10)
     assert missing.value.code == 404
+
+
+def test_every_help_page_opens_with_what_the_node_is_for_before_any_formula():
+    """The paragraph under the title says what the node is for and when to use it, in words; the maths after."""
+    for page in sorted(DOCS.glob("*/en.md")):
+        first = page.read_text().split("\n\n")[1]
+        assert not first.startswith(("#", "|", "-")) and not FORMULA.search(first), f"{page.parent.name}: {first}"
+
+
+def test_the_opening_check_can_fail():
+    assert FORMULA.search("Lune's σ schedule for SamplerCustom: σ = k·t/(1 + (k − 1)·t).")
+    assert FORMULA.search(opening("DDIM with prediction = epsilon; on the grid"))
+
+
+@pytest.mark.comfyui
+def test_every_node_description_opens_with_what_it_is_for(comfy):
+    """The node's tooltip in the editor (its description) starts with the user's job, not a formula."""
+    import solune
+
+    ext = asyncio.run(solune.comfy_entrypoint())
+    for node in asyncio.run(ext.get_node_list()):
+        schema = node.define_schema()
+        assert not FORMULA.search(opening(schema.description)), f"{schema.node_id}: {schema.description}"

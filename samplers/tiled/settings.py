@@ -7,7 +7,10 @@ from it (`make_plan`), the README's tiling-inputs table is checked against it (a
 it trust their typed inputs. Adding a setting means adding one field here (and using it).
 
 Groups: "layout" settings build the plan (all three nodes); "run" settings configure the hook
-(SoluneTiledImg2Img and SoluneTiledSampler only).
+(SoluneTiledImg2Img and SoluneTiledSampler only). `advanced` settings (the quadtree's own knobs, which
+a grid ignores, and the batching of tiled evaluation) are marked as the node's advanced inputs where
+the installed ComfyUI has them (frontend 1.49 folds them in Nodes 2.0 and its parameters panel);
+their names, defaults and meaning stay the same.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class Setting:
     step: float | None = None
     choices: tuple[str, ...] = ()
     group: str = "layout"
+    advanced: bool = False
 
     @property
     def kind(self) -> str:
@@ -66,27 +70,30 @@ class TileSettings:
 
     min_denoise: float = _setting(
         0.3,
-        "Smallest denoise scale (by_area: the largest tiles; mask, pixel: where the mask is 0). Unused by uniform.",
+        "How much the least-changed areas change (0 keeps them exactly): the scale of the largest tiles (by_area) "
+        "or where the mask is 0 (mask, pixel). Unused by uniform.",
         lo=0.0,
         hi=1.0,
         step=0.01,
     )
     max_denoise: float = _setting(
         0.6,
-        "Largest denoise scale (uniform: every tile; by_area: the smallest tiles; mask, pixel: where the mask is 1).",
+        "Your img2img strength, as a stock img2img's denoise: leave the sampler's own denoise at 1.0. The scale "
+        "of every tile (uniform), of the smallest tiles (by_area), or where the mask is 1 (mask, pixel).",
         lo=0.0,
         hi=1.0,
         step=0.01,
     )
     layout: str = _setting(
         "grid",
-        "grid: equal tiles of tile_width × tile_height. quadtree: small tiles where the image (or latent) "
-        "is busy, large where it is flat.",
+        "How the picture is cut into tiles. grid: equal tiles of tile_width × tile_height. quadtree: small tiles "
+        "where the image (or latent) is busy, large where it is flat (min_tile, max_tile, threshold, criterion).",
         choices=LAYOUTS,
     )
     scale_mode: str = _setting(
         "uniform",
-        "How tiles get their scale. uniform: max_denoise everywhere. by_area: small tiles max_denoise, "
+        "Where the change goes: how tiles get their scale. uniform: max_denoise everywhere. by_area: small "
+        "(busy) tiles max_denoise, "
         "the largest min_denoise. mask: mean of denoise_mask over the part each tile owns (where its feather "
         "weight is the largest), mapped to [min_denoise, max_denoise]. pixel: every pixel its own scale "
         "min + (max − min)·mask, as soft as the mask (no tile feathering).",
@@ -94,8 +101,8 @@ class TileSettings:
     )
     tile_width: int = _setting(
         768,
-        "Grid tile width in pixels (rounded down to the model's latent factor and patch size; clamped to the "
-        "image with a log note).",
+        "Grid tile width in pixels; with tiled_model, smaller tiles use less memory (rounded down to the model's "
+        "latent factor and patch size; clamped to the image with a log note).",
         lo=16,
         hi=16384,
         step=8,
@@ -103,37 +110,69 @@ class TileSettings:
     tile_height: int = _setting(768, "Grid tile height in pixels (rounded like tile_width).", lo=16, hi=16384, step=8)
     overlap: int = _setting(
         64,
-        "Minimum overlap between neighbouring tiles in pixels; scales and model outputs are feathered across it.",
+        "How far neighbouring tiles overlap, in pixels (at least): more hides seams better. Scales and model "
+        "outputs are feathered across it.",
         lo=0,
         hi=4096,
         step=8,
     )
     falloff: str = _setting(
-        "cosine", "Shape of the feather across overlaps; the weights always sum to exactly 1.", choices=FALLOFFS
+        "cosine",
+        "How tiles fade into each other across the overlap; the weights always sum to exactly 1.",
+        choices=FALLOFFS,
     )
-    min_tile: int = _setting(256, "Quadtree: smallest tile side in pixels.", lo=16, hi=16384, step=8)
-    max_tile: int = _setting(1024, "Quadtree: largest tile side in pixels.", lo=16, hi=16384, step=8)
+    min_tile: int = _setting(
+        256,
+        "Quadtree only: the smallest tile side in pixels; the busiest areas get tiles this small.",
+        lo=16,
+        hi=16384,
+        step=8,
+        advanced=True,
+    )
+    max_tile: int = _setting(
+        1024,
+        "Quadtree only: the largest tile side in pixels; flat areas get tiles this large.",
+        lo=16,
+        hi=16384,
+        step=8,
+        advanced=True,
+    )
     threshold: float = _setting(
-        0.02, "Quadtree: split a tile while its busyness (criterion) exceeds this.", lo=0.0, hi=1000.0, step=0.001
+        0.02,
+        "Quadtree only: lower it for more, smaller tiles. A tile is split while its busyness (criterion) exceeds this.",
+        lo=0.0,
+        hi=1000.0,
+        step=0.001,
+        advanced=True,
     )
     criterion: str = _setting(
-        "variance", "Quadtree busyness: variance of the pixels, or gradient energy.", choices=CRITERIA
+        "variance",
+        "Quadtree only: what counts as busy; variance of the pixels, or gradient energy (edges).",
+        choices=CRITERIA,
+        advanced=True,
     )
     mode: str = _setting(
         "blend",
-        "blend: every step x0 = m·model + (1−m)·original. strength: a tile of scale m is a stock img2img "
-        "at denoise m inside this schedule (held on the re-noised original until its start).",
+        "How a tile's scale m acts. blend: softly throughout, every step x0 = m·model + (1−m)·original. "
+        "strength: as a stock img2img at denoise m inside this schedule (the tile is held on the re-noised "
+        "original until its start).",
         choices=MODES,
         group="run",
     )
     tiled_model: bool = _setting(
         False,
-        "Evaluate the model in windows no larger than the tiles (MultiDiffusion): less memory on large images, "
-        "and only where some weight is non-zero, plus a margin of the overlap.",
+        "Turn on for large images (upscales): the model runs in windows no larger than the tiles (MultiDiffusion), "
+        "so memory stays bounded, and only where some weight is non-zero, plus a margin of the overlap.",
         group="run",
     )
     tile_batch_size: int = _setting(
-        4, "Tiled evaluation: how many equal-size windows go through the model at once.", lo=1, hi=256, group="run"
+        4,
+        "With tiled_model: how many equal-size windows go through the model at once (more is faster and uses "
+        "more memory).",
+        lo=1,
+        hi=256,
+        group="run",
+        advanced=True,
     )
 
     def __post_init__(self):
