@@ -207,6 +207,15 @@ def test_api_twins_are_exactly_the_converters_output_on_every_version(version):
     assert shipped == {p.name for p in EXAMPLES}, "every UI example needs one API twin, and no orphans"
 
 
+def test_snapshots_are_read_oldest_version_first_and_named_by_plain_versions(tmp_path):
+    for version in ("0.10.0", "0.9.1", "0.33.0"):
+        (tmp_path / f"{version}.json").write_text(json.dumps({"v": version}))
+    assert list(twins.snapshots(tmp_path)) == ["0.9.1", "0.10.0", "0.33.0"]
+    for bad in ("", "../0.3.64", ".hidden"):
+        with pytest.raises(twins.RunnerError, match="ComfyUI version must be a plain version string"):
+            twins.snapshot_path(bad)
+
+
 def test_a_version_that_converts_an_example_differently_is_found():
     """The version-independence check can fail: a version whose KSampler lists its widgets in
     another order converts the KSampler examples to other inputs."""
@@ -311,6 +320,21 @@ def test_the_running_comfyuis_snapshot_matches_it_and_converts_to_the_shipped_tw
         assert twins.without_file_lists(name, live.get(name, {})) == info, f"object_info of {name} changed: {refresh}"
     # the twins are what the converter makes from this very server's /object_info
     assert twins.stale_twins(twins.snapshot_object_info(live)) == []
+
+
+@pytest.mark.comfyui
+def test_the_twins_tool_checks_a_live_server_with_every_snapshot(comfy_server):
+    """`--server URL --check` reads the server's version and /object_info, writes nothing, and finds
+    the twins fresh and alike on that server and every recorded version."""
+    before = {p: p.read_bytes() for p in twins.API_DIR.rglob("*.json")}
+    result = subprocess.run(
+        [sys.executable, "-m", "solune.workflow.twins", "--server", comfy_server.url, "--check"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert {p: p.read_bytes() for p in twins.API_DIR.rglob("*.json")} == before
 
 
 @pytest.mark.comfyui
