@@ -80,6 +80,25 @@ def test_refine_keeps_every_pixel_of_scale_zero_and_the_vae_sees_only_the_region
     assert counted.decoded_cells < 0.25 * (H // 8) * (W // 8)
 
 
+def test_strength_mode_with_two_far_corners_encodes_neither_the_middle_nor_changes_a_kept_pixel(vae):
+    """Strength mode: the encoded region holds the hook's windows of every step (the schedule is ComfyUI's
+    own, read before sampling); two small corners far apart cost two small regions, not the picture."""
+    model = standin_model()
+    counted = CountedVAE(vae)
+    h, w = 192, 512
+    image = picture(h, w, seed=4)
+    mask = torch.zeros(1, h, w)
+    mask[:, 8:40, 8:48] = torch.linspace(0.2, 1.0, 40)  # soft: pixels join at different steps
+    mask[:, -40:-8, -56:-8] = 1.0
+    out, _, scale = refine(
+        image, model, counted, denoise_mask=mask, mode="strength", steps=4, tile_width=128, tile_height=128
+    )
+    assert kept_pixels_identical(out, image, scale)
+    assert model.model.diffusion_model.calls
+    assert len(counted.encoded) >= 2 and counted.encoded_pixels < 0.6 * h * w
+    assert len(counted.decoded) == 2 and counted.decoded_cells < 0.5 * (h // 8) * (w // 8)
+
+
 def test_with_every_scale_zero_neither_the_vae_nor_the_model_runs(vae):
     model = standin_model()
     counted = CountedVAE(vae)
@@ -107,7 +126,6 @@ def test_an_upscale_keeps_the_upscaled_pictures_pixels(vae):
 
 def test_stitch_after_the_hook_keeps_the_pictures_pixels_and_decodes_only_the_change(vae):
     import nodes
-
     from solune.nodes.stitch import SoluneStitch
     from solune.nodes.tiled_img2img import SoluneTiledImg2Img
 
