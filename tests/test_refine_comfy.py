@@ -124,20 +124,28 @@ def test_an_upscale_keeps_the_upscaled_pictures_pixels(vae):
     assert counted.encoded_pixels < 192 * 288
 
 
-def tiny_upscale_model():
-    """A random-weight 2× SRVGGNetCompact, loaded as UpscaleModelLoader loads a file (spandrel)."""
-    from spandrel import ModelLoader
+def tiny_upscale_model(folder):
+    """A random-weight 2× SRVGGNetCompact file, loaded by ComfyUI's own UpscaleModelLoader (which, by
+    version, adds what ImageUpscaleWithModel needs: 0.33.0 gives it a ModelPatcher)."""
+    import comfy.utils
+    import folder_paths
+    from comfy_extras.nodes_upscale_model import UpscaleModelLoader
     from spandrel.architectures.Compact import Compact
 
     torch.manual_seed(6)
-    return ModelLoader().load_from_state_dict(Compact(num_feat=8, num_conv=2, upscale=2).state_dict()).eval()
+    comfy.utils.save_torch_file(
+        Compact(num_feat=8, num_conv=2, upscale=2).state_dict(), str(folder / "tiny_2x_compact.safetensors")
+    )
+    folder_paths.add_model_folder_path("upscale_models", str(folder))
+    out = UpscaleModelLoader.execute("tiny_2x_compact.safetensors")
+    return out.result[0] if hasattr(out, "result") else out[0]
 
 
-def test_with_an_upscale_model_the_kept_pixels_are_the_models_picture_resized_to_upscale_by(vae):
+def test_with_an_upscale_model_the_kept_pixels_are_the_models_picture_resized_to_upscale_by(vae, tmp_path):
     import comfy.utils
     from comfy_extras.nodes_upscale_model import ImageUpscaleWithModel
 
-    upscaler = tiny_upscale_model()
+    upscaler = tiny_upscale_model(tmp_path)
     image = picture(96, 128, seed=5)
     mask = torch.zeros(1, 96, 128)
     mask[:, 8:32, 8:40] = 1.0
