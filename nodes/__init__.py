@@ -6,7 +6,9 @@ from comfy_api.latest import ComfyExtension, io
 
 from .expert_handoff import SoluneExpertHandoff
 from .prediction_type import SolunePredictionType
+from .refine import SoluneRefine
 from .samplers import SAMPLER_NODES
+from .stitch import SoluneStitch
 from .tile_map import SoluneTileMap
 from .tiled_img2img import SoluneTiledImg2Img, SoluneTiledSampler
 
@@ -20,6 +22,8 @@ class SoluneExtension(ComfyExtension):
             SoluneTiledImg2Img,
             SoluneTiledSampler,
             SoluneTileMap,
+            SoluneRefine,
+            SoluneStitch,
             SoluneExpertHandoff,
             *SAMPLER_NODES,
         ]

@@ -11,6 +11,7 @@ import logging
 from comfy_api.latest import io
 
 from ..checks import check_choice, error_of
+from ..samplers.tiled import TilePlan, TileSettings
 from .tile_map import map_outputs, render_tile_map
 from .tiled_hooks import TiledImg2ImgHook, model_geometry
 from .tiled_inputs import build_plan, denoise_order_error, guide_inputs, setting_inputs, settings_from
@@ -28,10 +29,55 @@ def tiled_model_patch(node: str, model, latent: dict, denoise_mask=None, image=N
     samples = latent["samples"]
     downscale, align = model_geometry(model)
     plan = build_plan(node, settings, samples, downscale, align, denoise_mask=denoise_mask, image=image)
+    return (patch_with_plan(node, model, samples, plan, settings), *render_tile_map(plan, downscale, image))
+
+
+def patch_with_plan(node: str, model, samples, plan: TilePlan, settings: TileSettings):
+    """The patched clone of `model` that preserves `samples` with a plan already built (and checked)."""
     log.debug("%s: %d tiles, scales %s", node, len(plan.layout), plan.scales)
     hook = TiledImg2ImgHook(samples, plan, settings.mode, settings.tiled_model, settings.tile_batch_size)
-    patched = hook.patch(model)
-    return (patched, *render_tile_map(plan, downscale, image))
+    return hook.patch(model)
+
+
+def ksampler_inputs() -> list:
+    """KSampler's seed, steps, cfg, sampler_name and scheduler inputs (the tiled sampler and Solune Refine)."""
+    import comfy.samplers
+
+    return [
+        io.Int.Input(
+            "seed",
+            default=0,
+            min=0,
+            max=0xFFFFFFFFFFFFFFFF,
+            control_after_generate=True,
+            tooltip="Seed of the noise.",
+        ),
+        io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Denoising steps."),
+        io.Float.Input(
+            "cfg",
+            default=8.0,
+            min=0.0,
+            max=100.0,
+            step=0.1,
+            round=0.01,
+            tooltip="Classifier-free guidance scale.",
+        ),
+        io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS, tooltip="The sampling algorithm."),
+        io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, tooltip="The noise schedule."),
+    ]
+
+
+def denoise_input() -> io.Float.Input:
+    """KSampler's denoise input."""
+    return io.Float.Input(
+        "denoise",
+        default=1.0,
+        min=0.0,
+        max=1.0,
+        step=0.01,
+        tooltip="Leave at 1.0: max_denoise is your strength. Below 1 the whole schedule is shortened "
+        "and every tile's scale acts inside it, so the two multiply.",
+    )
 
 
 def sampler_choice_error(sampler_name, scheduler) -> str | None:
@@ -41,6 +87,12 @@ def sampler_choice_error(sampler_name, scheduler) -> str | None:
     return error_of(check_choice, "sampler_name", sampler_name, comfy.samplers.KSampler.SAMPLERS) or error_of(
         check_choice, "scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS
     )
+
+
+def ksampler_error(node: str, sampler_name, scheduler) -> str | None:
+    """`sampler_choice_error` naming the node: what the sampling nodes check when they run."""
+    error = sampler_choice_error(sampler_name, scheduler)
+    return f"{node}: {error}" if error else None
 
 
 class SoluneTiledImg2Img(io.ComfyNode):
@@ -90,7 +142,6 @@ class SoluneTiledSampler(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        import comfy.samplers
 
         return io.Schema(
             node_id="SoluneTiledSampler",
@@ -104,42 +155,13 @@ class SoluneTiledSampler(io.ComfyNode):
             ),
             inputs=[
                 io.Model.Input("model", tooltip="The model used for denoising."),
-                io.Int.Input(
-                    "seed",
-                    default=0,
-                    min=0,
-                    max=0xFFFFFFFFFFFFFFFF,
-                    control_after_generate=True,
-                    tooltip="Seed of the noise.",
-                ),
-                io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Denoising steps."),
-                io.Float.Input(
-                    "cfg",
-                    default=8.0,
-                    min=0.0,
-                    max=100.0,
-                    step=0.1,
-                    round=0.01,
-                    tooltip="Classifier-free guidance scale.",
-                ),
-                io.Combo.Input(
-                    "sampler_name", options=comfy.samplers.KSampler.SAMPLERS, tooltip="The sampling algorithm."
-                ),
-                io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, tooltip="The noise schedule."),
+                *ksampler_inputs(),
                 io.Conditioning.Input("positive", tooltip="What to include."),
                 io.Conditioning.Input("negative", tooltip="What to exclude."),
                 io.Latent.Input(
                     "latent_image", tooltip="The clean original LATENT: it is sampled and preserved per tile."
                 ),
-                io.Float.Input(
-                    "denoise",
-                    default=1.0,
-                    min=0.0,
-                    max=1.0,
-                    step=0.01,
-                    tooltip="Leave at 1.0: max_denoise is your strength. Below 1 the whole schedule is shortened "
-                    "and every tile's scale acts inside it, so the two multiply.",
-                ),
+                denoise_input(),
                 *setting_inputs("layout"),
                 *setting_inputs("run"),
                 *guide_inputs(),
@@ -170,9 +192,9 @@ class SoluneTiledSampler(io.ComfyNode):
     ) -> io.NodeOutput:
         import nodes
 
-        error = sampler_choice_error(sampler_name, scheduler)
+        error = ksampler_error("SoluneTiledSampler", sampler_name, scheduler)
         if error:
-            raise ValueError(f"SoluneTiledSampler: {error}")
+            raise ValueError(error)
         with shown_to_user():
             patched, tile_map, scale = tiled_model_patch(
                 "SoluneTiledSampler", model, latent_image, denoise_mask, image, **kw

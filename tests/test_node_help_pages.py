@@ -40,7 +40,7 @@ def test_help_pages_sit_in_one_folder_per_node_with_an_english_page():
 @pytest.mark.comfyui
 def test_every_node_has_a_help_page_and_no_page_is_orphaned(comfy):
     ids = node_ids()
-    assert len(ids) == 9
+    assert len(ids) == 11
     assert {p.parent.name for p in DOCS.glob("*/en.md")} == set(ids)
 
 

@@ -10,7 +10,7 @@ Nothing here imports ComfyUI.
 - `resize`: images and masks to the latent size.
 """
 
-from .feather import FALLOFFS, blend_map, tile_weights, tile_windows
+from .feather import FALLOFFS, blend_map, overlap_bands, tile_weights, tile_window, tile_windows
 from .layout import Tile, TileLayout, grid_layout
 from .quadtree import CRITERIA, quadtree_layout
 from .resize import check_mask, image_to_latent_size, mask_to_latent_size
@@ -26,10 +26,12 @@ __all__ = [
     "grid_layout",
     "image_to_latent_size",
     "mask_to_latent_size",
+    "overlap_bands",
     "quadtree_layout",
     "scales_by_area",
     "scales_from_mask",
     "tile_weights",
+    "tile_window",
     "tile_windows",
     "uniform_scales",
 ]

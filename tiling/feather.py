@@ -86,12 +86,16 @@ def tile_windows(layout: TileLayout, falloff: str = "cosine") -> list[torch.Tens
             across the overlap band.
     """
     check_choice("falloff", falloff, FALLOFFS)
-    windows = []
-    for tile, (top, bottom, left, right) in zip(layout.tiles, overlap_bands(layout)):
-        wy = _profile(tile.h, top, bottom, falloff)
-        wx = _profile(tile.w, left, right, falloff)
-        windows.append(torch.from_numpy(np.maximum(np.outer(wy, wx), WINDOW_FLOOR)))
-    return windows
+    return [tile_window(tile, band, falloff) for tile, band in zip(layout.tiles, overlap_bands(layout))]
+
+
+def tile_window(tile, band: tuple[int, int, int, int], falloff: str = "cosine") -> torch.Tensor:
+    """The raw float64 window [h, w] of one tile with overlap `band` (top, bottom, left, right; see
+    `overlap_bands`), in (0, 1]: for callers that build windows one tile at a time (bounded memory)."""
+    top, bottom, left, right = band
+    wy = _profile(tile.h, top, bottom, falloff)
+    wx = _profile(tile.w, left, right, falloff)
+    return torch.from_numpy(np.maximum(np.outer(wy, wx), WINDOW_FLOOR))
 
 
 def tile_weights(layout: TileLayout, falloff: str = "cosine", dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:

@@ -12,7 +12,7 @@
 from .evaluate import active_tiles, evaluate_tiled, tile_args
 from .plan import TilePlan, check_guides, make_plan
 from .preserve import PreserveState
-from .run import TiledRun
+from .run import TiledRun, plan_windows
 from .settings import TileSettings
 from .windows import grow, window_set
 
@@ -26,6 +26,7 @@ __all__ = [
     "evaluate_tiled",
     "grow",
     "make_plan",
+    "plan_windows",
     "tile_args",
     "window_set",
 ]

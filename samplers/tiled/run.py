@@ -28,6 +28,18 @@ from .preserve import Phase, PreserveState
 from .windows import WindowSet, window_set
 
 
+def plan_windows(plan: TilePlan, active: torch.Tensor, margin: int | None = None) -> WindowSet | None:
+    """The windows the hook evaluates for the active pixels `active` (CPU bool [H, W]); None if none.
+
+    `margin` (latent units) defaults to the plan's overlap, as in `TiledRun`; the regional VAE passes
+    (`solune.image`) ask the same question to know which latent the model will read.
+    """
+    layout = plan.layout
+    margin = plan.overlap if margin is None else margin
+    max_window = plan.max_window or (max(t.h for t in layout.tiles), max(t.w for t in layout.tiles))
+    return window_set(layout, plan.weights, active, margin, *max_window, plan.overlap, plan.falloff)
+
+
 class TiledRun:
     """The per-run state of the tiled hook.
 
@@ -40,8 +52,6 @@ class TiledRun:
     def __init__(self, state: PreserveState, plan: TilePlan, margin: int | None = None):
         self.state, self.plan = state, plan
         self.margin = plan.overlap if margin is None else check_int("margin", margin, 0, hint="latent units")
-        layout = plan.layout
-        self.max_window = plan.max_window or (max(t.h for t in layout.tiles), max(t.w for t in layout.tiles))
         self.current: Phase | None = None
         self._windows: dict[int, WindowSet | None] = {}
 
@@ -68,10 +78,7 @@ class TiledRun:
         """The windows of the current active set (None: nothing active), built once per set."""
         phase = self.phase()
         if phase.key not in self._windows:
-            plan = self.plan
-            self._windows[phase.key] = window_set(
-                plan.layout, plan.weights, phase.active, self.margin, *self.max_window, plan.overlap, plan.falloff
-            )
+            self._windows[phase.key] = plan_windows(self.plan, phase.active, self.margin)
         return self._windows[phase.key]
 
     def evaluate(
