@@ -33,7 +33,7 @@ SNAPSHOTS = twins.snapshots()  # {ComfyUI version: /object_info snapshot}, oldes
 
 # The tiled, upscale and retouch examples start from one checkpoint; Sol and Lune are published as
 # bare UNets, so their examples keep the UNet loaders.
-CHECKPOINT_EXAMPLES = [p for p in EXAMPLES if p.stem.startswith(("tiled_", "upscale_"))]
+CHECKPOINT_EXAMPLES = [p for p in EXAMPLES if p.stem.startswith(("tiled_", "upscale_", "refine_"))]
 UNET_EXAMPLES = [p for p in EXAMPLES if p.stem.startswith(("sol_", "lune_"))]
 SEPARATE_LOADERS = {"UNETLoader", "CLIPLoader", "VAELoader"}
 # the folder under models/ each loader reads, as the frontend's `models` metadata names it
@@ -147,7 +147,7 @@ def test_a_tiled_example_says_to_leave_the_samplers_denoise_at_one_and_does(path
     data = json.loads(path.read_text())
     text = notes(data).lower()
     # by the id the prompt gives each node (`14:9` inside a subgraph)
-    samplers = [t for t in targets(data) if t.class_type in ("KSampler", "SoluneTiledSampler")]
+    samplers = [t for t in targets(data) if t.class_type in ("KSampler", "SoluneTiledSampler", "SoluneRefine")]
     assert samplers, path.name
     assert "denoise at 1.0" in text and "`max_denoise` is your strength" in text, f"{path.name}: {text}"
     if any(t.class_type == "KSampler" for t in samplers):
