@@ -101,11 +101,10 @@ class SoluneTileMap(io.ComfyNode):
 
     @classmethod
     def execute(cls, latent, denoise_mask=None, image=None, model=None, **kw) -> io.NodeOutput:
-        from .tiled_hooks import model_geometry
+        from .tiled_hooks import model_family, model_geometry
 
         downscale, align = model_geometry(model) if model is not None else (8, 1)
         settings = settings_from("SoluneTileMap", **kw)
-        plan = build_plan(
-            "SoluneTileMap", settings, latent["samples"], downscale, align, denoise_mask=denoise_mask, image=image
-        )
+        family = model_family(model) if model is not None else None
+        plan = build_plan("SoluneTileMap", settings, latent["samples"], downscale, align, denoise_mask, image, family)
         return io.NodeOutput(*render_tile_map(plan, downscale, image))

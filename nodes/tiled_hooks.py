@@ -5,9 +5,12 @@ and registers, under a key unique to this hook (so several Solune patches and ot
 stack):
 
 1. `sampler_sample` (`WrappersMP.SAMPLER_SAMPLE`) — once per run: checks the original against the
-   sampled latent (before any step), builds the run's `PreserveState` (original in model space,
-   scale map, the run's σ and noise) and puts it in the run's own `transformer_options` under the
-   key; after the schedule writes the original back exactly where the scale is 0.
+   sampled latent (before any step) and brings it to the sampled layout (a family sampled with a
+   frame axis, such as Qwen-Image on ComfyUI 0.33, gets [B, C, 1, H, W] whether the LATENT was 4-D
+   or 5-D; tiles are cut over H and W, `samplers/tiled/frames.py`; more frames are refused),
+   builds the run's `PreserveState` (original in model space, scale map, the run's σ and noise) and
+   puts it in the run's own `transformer_options` under the key; after the schedule writes the
+   original back exactly where the scale is 0.
 2. `predict_noise` (`WrappersMP.PREDICT_NOISE`, strength mode) — every evaluation: held pixels of
    the model input become the original re-noised to σ with the run's noise (ComfyUI's noise_mask
    mechanism).
@@ -41,6 +44,7 @@ import comfy.utils
 import torch
 
 from ..samplers.tiled import PreserveState, TiledRun, TilePlan, tile_args
+from ..samplers.tiled.frames import as_sampled
 from .tiled_control import DeferredControl, RunControls, defer_controls
 
 NODE = "SoluneTiledImg2Img"
@@ -62,9 +66,23 @@ def model_geometry(model) -> tuple[int, int]:
     return downscale, int(patch) if isinstance(patch, int) and patch >= 1 else 1
 
 
-def check_original(original: torch.Tensor, sampled: torch.Tensor) -> None:
-    """Raise a ValueError if the original latent cannot be preserved in the sampled one."""
-    if original.dim() != sampled.dim() or tuple(original.shape[1:]) != tuple(sampled.shape[1:]):
+def model_family(model) -> str | None:
+    """The name of the model's ComfyUI family (its `supported_models` class, e.g. "QwenImage"), if known."""
+    config = getattr(getattr(model, "model", None), "model_config", None)
+    return type(config).__name__ if config is not None else None
+
+
+def check_original(original: torch.Tensor, sampled: torch.Tensor, family: str | None = None) -> torch.Tensor:
+    """The original latent in the layout of the sampled one ([B, C, H, W] or [B, C, 1, H, W],
+    `samplers/tiled/frames.py`); a ValueError if it cannot be preserved in it."""
+    if sampled.dim() == 5 and sampled.shape[2] != 1:
+        of = f" {family}" if family else ""
+        raise ValueError(
+            f"{NODE}: the{of} model samples a latent of shape {tuple(sampled.shape)} with {sampled.shape[2]} frames; "
+            f"only image latents (one frame) can be tiled (video latents are not supported)"
+        )
+    converted = as_sampled(original, sampled.shape)
+    if converted is None:
         raise ValueError(
             f"{NODE}: latent (the original, shape {tuple(original.shape)}) must have the channels and size of "
             f"the latent being sampled (shape {tuple(sampled.shape)}); encode the same image size with the same VAE"
@@ -74,6 +92,7 @@ def check_original(original: torch.Tensor, sampled: torch.Tensor) -> None:
             f"{NODE}: latent batch must be 1 (broadcast) or the sampled batch {sampled.shape[0]}; "
             f"got {original.shape[0]}"
         )
+    return converted
 
 
 class TiledImg2ImgHook:
@@ -118,9 +137,9 @@ class TiledImg2ImgHook:
     def sampler_sample(
         self, executor, guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar
     ):
-        check_original(self.original, noise)
         inner = guider.inner_model
-        x0_orig = inner.process_latent_in(self.original.to(noise.device)).to(torch.float32)
+        original = check_original(self.original, noise, model_family(guider.model_patcher))
+        x0_orig = inner.process_latent_in(original.to(noise.device)).to(torch.float32)
         state = PreserveState(
             x0_orig,
             self.plan.scale_map,

@@ -12,7 +12,7 @@ from comfy_api.latest import io
 
 from ..checks import check_choice, error_of
 from .tile_map import map_outputs, render_tile_map
-from .tiled_hooks import TiledImg2ImgHook, model_geometry
+from .tiled_hooks import TiledImg2ImgHook, model_family, model_geometry
 from .tiled_inputs import build_plan, guide_inputs, setting_inputs, settings_error, settings_from
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,8 @@ def tiled_model_patch(node: str, model, latent: dict, denoise_mask=None, image=N
     settings = settings_from(node, **values)
     samples = latent["samples"]
     downscale, align = model_geometry(model)
-    plan = build_plan(node, settings, samples, downscale, align, denoise_mask=denoise_mask, image=image)
+    family = model_family(model)
+    plan = build_plan(node, settings, samples, downscale, align, denoise_mask=denoise_mask, image=image, family=family)
     log.debug("%s: %d tiles, scales %s", node, len(plan.layout), plan.scales)
     hook = TiledImg2ImgHook(samples, plan, settings.mode, settings.tiled_model, settings.tile_batch_size)
     patched = hook.patch(model)
