@@ -51,15 +51,23 @@ NODE = "SoluneTiledImg2Img"
 WRAPPERS = comfy.patcher_extension.WrappersMP
 
 
+# Latent formats that ComfyUI 0.3.64 ships without `spacial_downscale_ratio` although their VAE is not
+# 8x (later versions name it on the format, and that is read first).
+_DOWNSCALE_OF_FORMAT = {"HunyuanImage21": 32}
+
+
 def model_geometry(model) -> tuple[int, int]:
     """(downscale, align): pixels per latent unit and the network's patch size in latent units.
 
-    The VAE's factor is not on the MODEL; every latent format ComfyUI ships for image models that
-    lacks `spacial_downscale_ratio` is 8 (SD1.5, SDXL, SD3, Flux). The patch size is the diffusion
-    model's `patch_size` (2 for Flux and SD3, absent → 1 for UNets).
+    The VAE's factor is not on the MODEL; the latent format names it (`spacial_downscale_ratio`,
+    16 for Flux.2, 32 for HunyuanImage 2.1). Formats without it are 8 (SD1.5, SDXL, SD3, Flux,
+    Qwen-Image), except HunyuanImage 2.1's on ComfyUI 0.3.64 (32). The patch size is the diffusion
+    model's `patch_size` (2 for Flux, SD3 and Qwen-Image, absent → 1 for UNets; the last entry of a
+    per-axis list).
     """
     latent_format = model.get_model_object("latent_format")
-    downscale = int(getattr(latent_format, "spacial_downscale_ratio", 8))
+    default = _DOWNSCALE_OF_FORMAT.get(type(latent_format).__name__, 8)
+    downscale = int(getattr(latent_format, "spacial_downscale_ratio", default))
     patch = getattr(getattr(model.model, "diffusion_model", None), "patch_size", 1)
     if isinstance(patch, (tuple, list)):
         patch = patch[-1]
