@@ -176,6 +176,16 @@ def installed_families() -> list[str]:
     return [name for name, f in FAMILIES_2026.items() if hasattr(comfy.supported_models, f.supported)]
 
 
+def model_file(root, name: str):
+    """The family's .safetensors file in folder `root`, written on first use."""
+    from comfy_families import save
+
+    path = root / f"tiny_{name}.safetensors"
+    if not path.exists():
+        save(FAMILIES_2026[name].build(), path)
+    return path
+
+
 def conditioning(name: str, seed: int = 0):
     """(positive, negative) CONDITIONING lists with the shapes the family's text encoders give."""
     f = FAMILIES_2026[name]
