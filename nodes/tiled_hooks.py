@@ -22,7 +22,9 @@ stack):
    takes x0_orig.
 5. `calc_cond_batch` (`WrappersMP.CALC_COND_BATCH`, tiled_model) — every evaluation: the conds'
    ControlNets are deferred (`nodes/tiled_control.py`), so each tile batch gets its control from the
-   ControlNet run on its own crop of the input and of the hint.
+   ControlNet run on its own crop of the input and of the hint. An edit model's reference latents
+   (`ReferenceLatent`) the size of the sampled latent are cropped to each tile; others pass whole;
+   DiffSynth model-patch ControlNets get their hint's crop (`nodes/tiled_model_patches.py`).
 
 The per-evaluation maths is `samplers.tiled.TiledRun` (pure torch, tested without ComfyUI): it
 decides what is active from CPU data (strength mode: after one host read of σ per evaluation, in
@@ -44,8 +46,10 @@ import comfy.utils
 import torch
 
 from ..samplers.tiled import PreserveState, TiledRun, TilePlan, tile_args
+from ..samplers.tiled.evaluate import tile_references
 from ..samplers.tiled.frames import as_sampled
 from .tiled_control import DeferredControl, RunControls, defer_controls
+from .tiled_model_patches import RunPatches
 
 NODE = "SoluneTiledImg2Img"
 WRAPPERS = comfy.patcher_extension.WrappersMP
@@ -112,6 +116,7 @@ class TiledImg2ImgHook:
     def __init__(self, original: torch.Tensor, plan: TilePlan, mode: str, tiled_model: bool, tile_batch_size: int):
         self.key = f"solune_tiled_img2img_{uuid.uuid4().hex}"
         self.controls_key = f"{self.key}_controls"
+        self.patches_key = f"{self.key}_patches"
         self.original = original.detach().to(torch.float32).clone()
         self.plan = plan
         self.mode = mode
@@ -162,6 +167,7 @@ class TiledImg2ImgHook:
             **previous,
             self.key: TiledRun(state, self.plan),
             self.controls_key: RunControls(NODE),
+            self.patches_key: RunPatches(),
         }
         try:
             samples = executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
@@ -209,17 +215,26 @@ class TiledImg2ImgHook:
         if x.shape[0] % chunks:
             chunks = 1
         deferred = control if isinstance(control, DeferredControl) else None
+        patches = transformer_options.get(self.patches_key)
+        refs = kwargs.get("ref_latents")  # an edit model's references: cropped or whole (`tile_references`)
+        if refs is not None:
+            kwargs = {k: v for k, v in kwargs.items() if k != "ref_latents"}
         rest = (t, c_concat, c_crossattn, None if deferred is not None else control, kwargs)
         bar = {}
 
         def denoise(x_crops, windows, indices):
             comfy.model_management.throw_exception_if_processing_interrupted()
             tt, cc, ca, ctl, kw = tile_args(rest, windows, indices, x.shape[0], chunks)
+            if refs is not None:
+                kw["ref_latents"] = tile_references(refs, windows, indices, x.shape[0], chunks)
+            regions = [(w.y0, w.x0, w.h, w.w) for w in (windows.tiles[i] for i in indices)]
             if deferred is not None:  # the ControlNet on this batch's crops (nodes/tiled_control.py)
-                regions = [(w.y0, w.x0, w.h, w.w) for w in (windows.tiles[i] for i in indices)]
                 cond = {"c_concat": cc, "c_crossattn": ca, **kw, "transformer_options": transformer_options}
                 ctl = deferred.for_tiles(x_crops, tt, cond, regions, chunks, transformer_options)
-            return executor(x_crops, tt, cc, ca, ctl, transformer_options, **kw)
+            to = transformer_options
+            if patches is not None:  # model-patch ControlNets on this batch's crops (nodes/tiled_model_patches.py)
+                to = patches.for_tiles(transformer_options, regions, tuple(x.shape[-2:]), x.shape[0], chunks, x.device)
+            return executor(x_crops, tt, cc, ca, ctl, to, **kw)
 
         def progress(done, total):
             if total > 1:

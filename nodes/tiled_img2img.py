@@ -14,6 +14,7 @@ from ..checks import check_choice, error_of
 from .tile_map import map_outputs, render_tile_map
 from .tiled_hooks import TiledImg2ImgHook, model_family, model_geometry
 from .tiled_inputs import build_plan, guide_inputs, setting_inputs, settings_error, settings_from
+from .tiled_model_patches import check_model_patches
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,8 @@ def tiled_model_patch(node: str, model, latent: dict, denoise_mask=None, image=N
     Returns (the patched clone, tile_map IMAGE, scale MASK): the drawings of the patch's own plan.
     """
     settings = settings_from(node, **values)
+    if settings.tiled_model:
+        check_model_patches(node, model)
     samples = latent["samples"]
     downscale, align = model_geometry(model)
     family = model_family(model)

@@ -212,3 +212,62 @@ def test_a_video_latent_is_refused_before_sampling_naming_the_family_and_shape(f
     video = torch.zeros(1, 16, 3, *WIDE)
     with pytest.raises(ValueError, match=r"latent must be an image LATENT for QwenImage .*\(1, 16, 3, 8, 16\)"):
         tiled_patch(model, video, **tiles(name))
+
+
+# ---------------------------------------------------------------- reference latents (edit models)
+EDIT = [n for n in ("flux2", "qwen_image") if n in FAMILIES][:1]  # the cheapest edit family installed
+
+
+def with_references(name, pos, same, other):
+    from comfy_extras.nodes_edit_model import ReferenceLatent
+
+    pos = ReferenceLatent.execute(pos, {"samples": same})[0]
+    return ReferenceLatent.execute(pos, {"samples": other})[0]
+
+
+def crops_of(v, positions, h, w, chunks):
+    """The tests' own chunk-major crops of a per-row spatial tensor at `positions`."""
+    whole = v.reshape(chunks, v.shape[0] // chunks, *v.shape[1:])
+    crops = torch.stack([whole[..., y : y + h, x : x + w] for y, x in positions], dim=1)
+    return crops.reshape(-1, *v.shape[1:-2], h, w)
+
+
+@pytest.mark.parametrize("name", EDIT)
+def test_reference_latents_the_latent_size_are_cropped_per_tile_others_pass_whole(files2026, name):
+    from test_families_comfy import crop_positions, per_row, tile_calls
+
+    model, lat = load(files2026, name), latent(name, *WIDE)
+    same, other = latent(name, *WIDE, seed=3), latent(name, 4, 6, seed=4)
+    pos, neg = conditioning(name)
+    pos = with_references(name, pos, same, other)
+    # scale 1 whole-image with references: stock bit for bit
+    one = tiled_patch(model, lat, min_denoise=1.0, max_denoise=1.0, **tiles(name))
+    assert torch.equal(run(one, name, lat, pos, neg), run(model, name, lat, pos, neg))
+    # tile by tile: the model on each crop with the same-size reference cropped alike, the other whole
+    _, recorder, out, scale = tiled_run(files2026, name, "blend", lat, pos, neg)
+    checked = 0
+    for outer, inner in tile_calls(recorder):
+        refs = outer["kwargs"].get("ref_latents")
+        if refs is None:
+            continue
+        x, chunks = outer["x"], len(outer["transformer_options"]["cond_or_uncond"])
+        assert len(refs) == 2 and tuple(refs[0].shape[-2:]) == WIDE and tuple(refs[1].shape[-2:]) == (4, 6)
+        for call in inner:
+            positions = crop_positions(x, call["x"], chunks)
+            h, w = call["x"].shape[-2:]
+            n = len(positions)
+            expected = [crops_of(refs[0], positions, h, w, chunks), per_row(refs[1], chunks, n)]
+            got = call["kwargs"]["ref_latents"]
+            assert len(got) == 2 and all(torch.equal(a, b) for a, b in zip(got, expected))
+            kw = {
+                k: per_row(v, chunks, n) if isinstance(v, torch.Tensor) and v.shape[:1] == x.shape[:1] else v
+                for k, v in outer["kwargs"].items()
+                if k != "ref_latents"
+            }
+            t, context = per_row(outer["t"], chunks, n), per_row(outer["c_crossattn"], chunks, n)
+            with torch.no_grad():
+                want = model.model.apply_model(call["x"], t, c_crossattn=context, ref_latents=expected, **kw)
+            assert torch.equal(want, call["out"]), "a tile's output is not the model on its crop and references"
+            checked += 1
+    assert checked > 0
+    assert float((out.reshape(lat.shape) - lat)[..., scale == 0].abs().max()) <= 1e-5
