@@ -221,8 +221,8 @@ EDIT = [n for n in ("flux2", "qwen_image") if n in FAMILIES][:1]  # the cheapest
 def with_references(name, pos, same, other):
     from comfy_extras.nodes_edit_model import ReferenceLatent
 
-    pos = ReferenceLatent.execute(pos, {"samples": same})[0]
-    return ReferenceLatent.execute(pos, {"samples": other})[0]
+    pos = ReferenceLatent.execute(pos, {"samples": same}).result[0]
+    return ReferenceLatent.execute(pos, {"samples": other}).result[0]
 
 
 def crops_of(v, positions, h, w, chunks):
@@ -238,6 +238,8 @@ def test_reference_latents_the_latent_size_are_cropped_per_tile_others_pass_whol
 
     model, lat = load(files2026, name), latent(name, *WIDE)
     same, other = latent(name, *WIDE, seed=3), latent(name, 4, 6, seed=4)
+    if name == "qwen_image":  # its VAE (Wan 2.1) encodes references with a frame axis
+        same, other = same.unsqueeze(2), other.unsqueeze(2)
     pos, neg = conditioning(name)
     pos = with_references(name, pos, same, other)
     # scale 1 whole-image with references: stock bit for bit

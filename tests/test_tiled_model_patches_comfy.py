@@ -60,7 +60,8 @@ def test_a_model_patch_controlnet_is_refused_under_tiled_model_naming_it(comfy, 
     with pytest.raises(ValueError, match=rf"SoluneTiledImg2Img: tiled_model .*{shown} \(double_block\)"):
         tiled_patch(model, lat, tiled_model=True)
     patched = tiled_patch(model, lat, tiled_model=False)  # the whole image: the patch works as stock
-    assert patched.model_options["transformer_options"]["patches"]["double_block"] == [patch]
+    (kept,) = patched.model_options["transformer_options"]["patches"]["double_block"]  # 0.3.64 clones deep-copy it
+    assert type(kept) is type(patch) and torch.equal(kept.image, patch.image)
     assert model.model_options["transformer_options"]["patches"] == before and patch.image.shape == (1, 64, 64, 3)
 
 
@@ -163,7 +164,8 @@ def test_diffsynth_scale_one_whole_image_is_stock_bit_for_bit(diffsynth):
 
     model, patch, vae = diffsynth
     image, mask = hint_and_mask(8, 8)
-    controlled = QwenImageDiffsynthControlnet().diffsynth_controlnet(model, patch, vae, image, 0.8, mask=mask)[0]
+    with torch.no_grad():  # as ComfyUI runs a node (0.3.64's clones deep-copy the patch: no autograd graph)
+        controlled = QwenImageDiffsynthControlnet().diffsynth_controlnet(model, patch, vae, image, 0.8, mask=mask)[0]
     lat = latent("qwen_image", 8, 8).unsqueeze(2)
     pos, neg = conditioning("qwen_image")
     patched = tiled_patch(controlled, lat, min_denoise=1.0, max_denoise=1.0, tile_width=48, tile_height=64, overlap=16)
@@ -180,7 +182,8 @@ def test_diffsynth_tiles_get_their_crop_of_the_hint_and_mask(diffsynth):
     model, patch, vae = diffsynth
     H, W = 8, 16
     image, mask = hint_and_mask(H, W)
-    controlled = QwenImageDiffsynthControlnet().diffsynth_controlnet(model, patch, vae, image, 0.8, mask=mask)[0]
+    with torch.no_grad():  # as ComfyUI runs a node (0.3.64's clones deep-copy the patch: no autograd graph)
+        controlled = QwenImageDiffsynthControlnet().diffsynth_controlnet(model, patch, vae, image, 0.8, mask=mask)[0]
     user_patch = controlled.model_options["transformer_options"]["patches"]["double_block"][0]
     encoded_before = user_patch.encoded_image.clone()
     lat = latent("qwen_image", H, W).unsqueeze(2)
@@ -206,9 +209,9 @@ def test_diffsynth_tiles_get_their_crop_of_the_hint_and_mask(diffsynth):
             h, w = call["x"].shape[-2:]
             regions.append((y, x0, h, w))
             crop = whole[..., y * 8 : (y + h) * 8, x0 * 8 : (x0 + w) * 8].movedim(1, -1)
-            reference = DiffSynthCnetPatch(patch, vae, crop, 0.8, whole_mask[..., y : y + h, x0 : x0 + w])
             t, context = per_row(outer["t"], chunks, 1), per_row(outer["c_crossattn"], chunks, 1)
             with torch.no_grad():
+                reference = DiffSynthCnetPatch(patch, vae, crop, 0.8, whole_mask[..., y : y + h, x0 : x0 + w])
                 want = model.model.apply_model(
                     call["x"], t, c_crossattn=context, transformer_options={"patches": {"double_block": [reference]}}
                 )
