@@ -33,6 +33,7 @@ from .tile_map import map_outputs, render_tile_map
 from .tiled_hooks import model_geometry
 from .tiled_img2img import denoise_input, ksampler_error, ksampler_inputs, patch_with_plan
 from .tiled_inputs import build_plan, denoise_order_error, setting_inputs, settings_from
+from .tiled_model_patches import check_model_patches
 from .user_warnings import shown_to_user
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,8 @@ class SoluneRefine(io.ComfyNode):
         if error:
             raise ValueError(error)
         settings = settings_from(NODE, **kw)
+        if settings.tiled_model:  # a model patch with a hint of its own would see the whole image per tile
+            check_model_patches(NODE, model)
         factor, align, blend = check_inputs(image, model, vae, denoise_mask, upscale_by, blend, settings)
         # 2. the picture to refine (upscaled), its VAE crop and the mask on it
         picture = image.to("cpu", torch.float32) if upscale_model is None and upscale_by == 1 else None

@@ -103,12 +103,20 @@ class SoluneTileMap(io.ComfyNode):
 
     @classmethod
     def execute(cls, latent, denoise_mask=None, image=None, model=None, **kw) -> io.NodeOutput:
-        from .tiled_hooks import model_geometry
+        from .tiled_hooks import model_family, model_geometry
 
         downscale, align = model_geometry(model) if model is not None else (8, 1)
         settings = settings_from("SoluneTileMap", **kw)
+        family = model_family(model) if model is not None else None
         with shown_to_user():
             plan = build_plan(
-                "SoluneTileMap", settings, latent["samples"], downscale, align, denoise_mask=denoise_mask, image=image
+                "SoluneTileMap",
+                settings,
+                latent["samples"],
+                downscale,
+                align,
+                denoise_mask=denoise_mask,
+                image=image,
+                family=family,
             )
         return io.NodeOutput(*render_tile_map(plan, downscale, image))

@@ -5,9 +5,12 @@ and registers, under a key unique to this hook (so several Solune patches and ot
 stack):
 
 1. `sampler_sample` (`WrappersMP.SAMPLER_SAMPLE`) — once per run: checks the original against the
-   sampled latent (before any step), builds the run's `PreserveState` (original in model space,
-   scale map, the run's σ and noise) and puts it in the run's own `transformer_options` under the
-   key; after the schedule writes the original back exactly where the scale is 0.
+   sampled latent (before any step) and brings it to the sampled layout (a family sampled with a
+   frame axis, such as Qwen-Image on ComfyUI 0.33, gets [B, C, 1, H, W] whether the LATENT was 4-D
+   or 5-D; tiles are cut over H and W, `samplers/tiled/frames.py`; more frames are refused),
+   builds the run's `PreserveState` (original in model space, scale map, the run's σ and noise) and
+   puts it in the run's own `transformer_options` under the key; after the schedule writes the
+   original back exactly where the scale is 0.
 2. `predict_noise` (`WrappersMP.PREDICT_NOISE`, strength mode) — every evaluation: held pixels of
    the model input become the original re-noised to σ with the run's noise (ComfyUI's noise_mask
    mechanism).
@@ -19,7 +22,9 @@ stack):
    takes x0_orig.
 5. `calc_cond_batch` (`WrappersMP.CALC_COND_BATCH`, tiled_model) — every evaluation: the conds'
    ControlNets are deferred (`nodes/tiled_control.py`), so each tile batch gets its control from the
-   ControlNet run on its own crop of the input and of the hint.
+   ControlNet run on its own crop of the input and of the hint. An edit model's reference latents
+   (`ReferenceLatent`) the size of the sampled latent are cropped to each tile; others pass whole;
+   DiffSynth model-patch ControlNets get their hint's crop (`nodes/tiled_model_patches.py`).
 
 The per-evaluation maths is `samplers.tiled.TiledRun` (pure torch, tested without ComfyUI): it
 decides what is active from CPU data (strength mode: after one host read of σ per evaluation, in
@@ -41,31 +46,56 @@ import comfy.utils
 import torch
 
 from ..samplers.tiled import PreserveState, TiledRun, TilePlan, tile_args
+from ..samplers.tiled.evaluate import tile_references
+from ..samplers.tiled.frames import as_sampled
 from .tiled_control import DeferredControl, RunControls, defer_controls
+from .tiled_model_patches import RunPatches
 from .user_warnings import shown_to_user
 
 NODE = "SoluneTiledImg2Img"
 WRAPPERS = comfy.patcher_extension.WrappersMP
 
 
+# Latent formats that ComfyUI 0.3.64 ships without `spacial_downscale_ratio` although their VAE is not
+# 8x (later versions name it on the format, and that is read first).
+_DOWNSCALE_OF_FORMAT = {"HunyuanImage21": 32}
+
+
 def model_geometry(model) -> tuple[int, int]:
     """(downscale, align): pixels per latent unit and the network's patch size in latent units.
 
-    The VAE's factor is not on the MODEL; every latent format ComfyUI ships for image models that
-    lacks `spacial_downscale_ratio` is 8 (SD1.5, SDXL, SD3, Flux). The patch size is the diffusion
-    model's `patch_size` (2 for Flux and SD3, absent → 1 for UNets).
+    The VAE's factor is not on the MODEL; the latent format names it (`spacial_downscale_ratio`,
+    16 for Flux.2, 32 for HunyuanImage 2.1). Formats without it are 8 (SD1.5, SDXL, SD3, Flux,
+    Qwen-Image), except HunyuanImage 2.1's on ComfyUI 0.3.64 (32). The patch size is the diffusion
+    model's `patch_size` (2 for Flux, SD3 and Qwen-Image, absent → 1 for UNets; the last entry of a
+    per-axis list).
     """
     latent_format = model.get_model_object("latent_format")
-    downscale = int(getattr(latent_format, "spacial_downscale_ratio", 8))
+    default = _DOWNSCALE_OF_FORMAT.get(type(latent_format).__name__, 8)
+    downscale = int(getattr(latent_format, "spacial_downscale_ratio", default))
     patch = getattr(getattr(model.model, "diffusion_model", None), "patch_size", 1)
     if isinstance(patch, (tuple, list)):
         patch = patch[-1]
     return downscale, int(patch) if isinstance(patch, int) and patch >= 1 else 1
 
 
-def check_original(original: torch.Tensor, sampled: torch.Tensor) -> None:
-    """Raise a ValueError if the original latent cannot be preserved in the sampled one."""
-    if original.dim() != sampled.dim() or tuple(original.shape[1:]) != tuple(sampled.shape[1:]):
+def model_family(model) -> str | None:
+    """The name of the model's ComfyUI family (its `supported_models` class, e.g. "QwenImage"), if known."""
+    config = getattr(getattr(model, "model", None), "model_config", None)
+    return type(config).__name__ if config is not None else None
+
+
+def check_original(original: torch.Tensor, sampled: torch.Tensor, family: str | None = None) -> torch.Tensor:
+    """The original latent in the layout of the sampled one ([B, C, H, W] or [B, C, 1, H, W],
+    `samplers/tiled/frames.py`); a ValueError if it cannot be preserved in it."""
+    if sampled.dim() == 5 and sampled.shape[2] != 1:
+        of = f" {family}" if family else ""
+        raise ValueError(
+            f"{NODE}: the{of} model samples a latent of shape {tuple(sampled.shape)} with {sampled.shape[2]} frames; "
+            f"only image latents (one frame) can be tiled (video latents are not supported)"
+        )
+    converted = as_sampled(original, sampled.shape)
+    if converted is None:
         raise ValueError(
             f"{NODE}: latent (the original, shape {tuple(original.shape)}) must have the channels and size of "
             f"the latent being sampled (shape {tuple(sampled.shape)}); encode the same image size with the same VAE"
@@ -75,6 +105,7 @@ def check_original(original: torch.Tensor, sampled: torch.Tensor) -> None:
             f"{NODE}: latent batch must be 1 (broadcast) or the sampled batch {sampled.shape[0]}; "
             f"got {original.shape[0]}"
         )
+    return converted
 
 
 class TiledImg2ImgHook:
@@ -86,6 +117,7 @@ class TiledImg2ImgHook:
     def __init__(self, original: torch.Tensor, plan: TilePlan, mode: str, tiled_model: bool, tile_batch_size: int):
         self.key = f"solune_tiled_img2img_{uuid.uuid4().hex}"
         self.controls_key = f"{self.key}_controls"
+        self.patches_key = f"{self.key}_patches"
         self.original = original.detach().to(torch.float32).clone()
         self.plan = plan
         self.mode = mode
@@ -119,9 +151,9 @@ class TiledImg2ImgHook:
     def sampler_sample(
         self, executor, guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar
     ):
-        check_original(self.original, noise)
         inner = guider.inner_model
-        x0_orig = inner.process_latent_in(self.original.to(noise.device)).to(torch.float32)
+        original = check_original(self.original, noise, model_family(guider.model_patcher))
+        x0_orig = inner.process_latent_in(original.to(noise.device)).to(torch.float32)
         state = PreserveState(
             x0_orig,
             self.plan.scale_map,
@@ -136,6 +168,7 @@ class TiledImg2ImgHook:
             **previous,
             self.key: TiledRun(state, self.plan),
             self.controls_key: RunControls(NODE),
+            self.patches_key: RunPatches(),
         }
         try:
             with shown_to_user():  # warnings of the run (a ControlNet hint of another aspect) reach the user
@@ -186,17 +219,26 @@ class TiledImg2ImgHook:
         if x.shape[0] % chunks:
             chunks = 1
         deferred = control if isinstance(control, DeferredControl) else None
+        patches = transformer_options.get(self.patches_key)
+        refs = kwargs.get("ref_latents")  # an edit model's references: cropped or whole (`tile_references`)
+        if refs is not None:
+            kwargs = {k: v for k, v in kwargs.items() if k != "ref_latents"}
         rest = (t, c_concat, c_crossattn, None if deferred is not None else control, kwargs)
         bar = {}
 
         def denoise(x_crops, windows, indices):
             comfy.model_management.throw_exception_if_processing_interrupted()
             tt, cc, ca, ctl, kw = tile_args(rest, windows, indices, x.shape[0], chunks)
+            if refs is not None:
+                kw["ref_latents"] = tile_references(refs, windows, indices, x.shape[0], chunks)
+            regions = [(w.y0, w.x0, w.h, w.w) for w in (windows.tiles[i] for i in indices)]
             if deferred is not None:  # the ControlNet on this batch's crops (nodes/tiled_control.py)
-                regions = [(w.y0, w.x0, w.h, w.w) for w in (windows.tiles[i] for i in indices)]
                 cond = {"c_concat": cc, "c_crossattn": ca, **kw, "transformer_options": transformer_options}
                 ctl = deferred.for_tiles(x_crops, tt, cond, regions, chunks, transformer_options)
-            return executor(x_crops, tt, cc, ca, ctl, transformer_options, **kw)
+            to = transformer_options
+            if patches is not None:  # model-patch ControlNets on this batch's crops (nodes/tiled_model_patches.py)
+                to = patches.for_tiles(transformer_options, regions, tuple(x.shape[-2:]), x.shape[0], chunks, x.device)
+            return executor(x_crops, tt, cc, ca, ctl, to, **kw)
 
         def progress(done, total):
             if total > 1:

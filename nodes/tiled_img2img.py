@@ -13,8 +13,9 @@ from comfy_api.latest import io
 from ..checks import check_choice, error_of
 from ..samplers.tiled import TilePlan, TileSettings
 from .tile_map import map_outputs, render_tile_map
-from .tiled_hooks import TiledImg2ImgHook, model_geometry
+from .tiled_hooks import TiledImg2ImgHook, model_family, model_geometry
 from .tiled_inputs import build_plan, denoise_order_error, guide_inputs, setting_inputs, settings_from
+from .tiled_model_patches import check_model_patches
 from .user_warnings import shown_to_user
 
 log = logging.getLogger(__name__)
@@ -26,9 +27,12 @@ def tiled_model_patch(node: str, model, latent: dict, denoise_mask=None, image=N
     Returns (the patched clone, tile_map IMAGE, scale MASK): the drawings of the patch's own plan.
     """
     settings = settings_from(node, **values)
+    if settings.tiled_model:
+        check_model_patches(node, model)
     samples = latent["samples"]
     downscale, align = model_geometry(model)
-    plan = build_plan(node, settings, samples, downscale, align, denoise_mask=denoise_mask, image=image)
+    family = model_family(model)
+    plan = build_plan(node, settings, samples, downscale, align, denoise_mask=denoise_mask, image=image, family=family)
     return (patch_with_plan(node, model, samples, plan, settings), *render_tile_map(plan, downscale, image))
 
 

@@ -10,6 +10,7 @@ from comfy_api.latest import io
 
 from ..checks import error_of
 from ..samplers.tiled import TilePlan, TileSettings, check_guides, make_plan
+from ..samplers.tiled.frames import image_latent
 
 
 def has_advanced_inputs() -> bool:
@@ -79,10 +80,22 @@ def settings_from(node: str, **values) -> TileSettings:
 
 
 def build_plan(
-    node: str, settings: TileSettings, samples: torch.Tensor, downscale: int, align: int, denoise_mask=None, image=None
+    node: str,
+    settings: TileSettings,
+    samples: torch.Tensor,
+    downscale: int,
+    align: int,
+    denoise_mask=None,
+    image=None,
+    family: str | None = None,
 ) -> TilePlan:
-    """Check the tensors (ValueError naming the node and input) and build the plan."""
+    """Check the tensors (ValueError naming the node and input) and build the plan.
+
+    `samples` is [B, C, H, W] or, for families sampled with a frame axis, [B, C, 1, H, W]; the plan is
+    made over H and W (`samplers/tiled/frames.py`); `family` names the model in the refusal of other shapes.
+    """
     try:
+        samples = image_latent(samples, "latent", family)
         check_guides(settings, samples, downscale, denoise_mask, image)
         return make_plan(
             samples.shape[-2],

@@ -5,6 +5,7 @@
 - `preserve`: per-pixel blend of the model's x0 with the clean original (blend / strength modes)
   and the exact write-back after the schedule.
 - `windows`: the active-window rule (which pixels a tiled evaluation sends through the model).
+- `frames`: latents with a frame axis [B, C, 1, H, W] (planned over H and W, the original in the sampled layout).
 - `run`: one sampling run's per-evaluation steps (the hook's maths, tested without ComfyUI).
 - `evaluate`: MultiDiffusion-style evaluation of windows / tiles with batching, in float32.
 """

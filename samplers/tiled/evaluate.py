@@ -93,6 +93,22 @@ def tile_args(value, layout: TileLayout, indices: Sequence[int], batch: int, chu
     return value
 
 
+def tile_references(refs, layout: TileLayout, indices: Sequence[int], batch: int, chunks: int = 1) -> list:
+    """Reference latents (an edit model's `ref_latents`) for a tile batch: a reference the size of the
+    sampled latent (pixel-aligned with it) is cropped to each tile like the input; any other (a
+    reference picture of another size) is passed whole, its rows repeated for the tiles."""
+    size = (layout.latent_h, layout.latent_w)
+    out = []
+    for r in refs:
+        if isinstance(r, torch.Tensor) and r.dim() >= 4 and r.shape[0] == batch and tuple(r.shape[-2:]) == size:
+            out.append(crop_tiles(r, layout, indices, chunks))
+        elif isinstance(r, torch.Tensor) and r.dim() >= 1 and r.shape[0] == batch:
+            out.append(repeat_rows(r, len(indices), chunks))
+        else:
+            out.append(r)
+    return out
+
+
 def evaluate_windows(
     denoise: Callable[[torch.Tensor, list[int]], torch.Tensor],
     x: torch.Tensor,

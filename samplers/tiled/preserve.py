@@ -99,7 +99,8 @@ class PreserveState:
     `phase`); ComfyUI's own samplers read σ on the host every step too (`sigmas[i + 1] == 0`, s_tmin ≤ σ).
 
     Args:
-        x0_orig: Clean original in model space [B or 1, C, H, W], on the model's device.
+        x0_orig: Clean original in model space [B or 1, C, H, W] or [B or 1, C, T, H, W] (`frames`), on the
+            model's device; the scale broadcasts over the channel and frame axes.
         scale: Per-pixel scale m [H, W] in [0, 1], or [B, H, W]: one map per sample (CPU; a device
             tensor is copied to the CPU once).
         mode: "blend" or "strength".
@@ -124,7 +125,8 @@ class PreserveState:
         if mode == "strength" and (sigmas is None or noise is None or renoise is None):
             raise ValueError("strength mode needs the run's sigmas, noise and a renoise function")
         device = x0_orig.device
-        scale_cpu = scale.detach().to("cpu", torch.float32).reshape(-1, 1, *size)  # [1 or B, 1, H, W]
+        ones = [1] * (x0_orig.dim() - 3)  # the channel axis, and the frame axis of a [B, C, T, H, W] latent
+        scale_cpu = scale.detach().to("cpu", torch.float32).reshape(-1, *ones, *size)  # [1 or B, 1, (1,) H, W]
         zero_cpu = scale_cpu == 0
         self.any_zero = bool(zero_cpu.any())
         self.x0_orig = x0_orig

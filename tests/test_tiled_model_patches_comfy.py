@@ -1,0 +1,224 @@
+"""Tier 2, in process: model-patch ControlNets under the tiled hook.
+
+- DiffSynth (`QwenImageDiffsynthControlnet` with a random-weight inpaint-variant patch file read by
+  ModelPatchLoader's code path at one block, and a random-weight Wan 2.1 VAE, on the one-block
+  Qwen-Image): scale 1 whole-image is
+  stock bit for bit; under tiled_model every tile call is the model with a DiffSynth patch that
+  ComfyUI's own `DiffSynthCnetPatch` builds from the tile's crop of the hint (resized for the whole
+  image as the patch does) and of the mask: an independent per-crop recomputation; tiles at 0 never
+  run; the user's patch object is unchanged.
+- A patch tiles cannot crop yet (`ZImageFunControlnet`'s `ZImageControlPatch`, or any patch object
+  carrying an image) is refused under tiled_model before anything is patched, naming it; with
+  tiled_model off it is patched and the user's model and patch are left as they were."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiled_comfy_helpers import standin_model, tiled_patch
+
+pytestmark = pytest.mark.comfyui
+
+
+def _patch_classes():
+    from comfy_harness import import_comfy
+
+    if import_comfy()[0] is None:
+        return []
+    import comfy_extras.nodes_model_patch as patches
+
+    import nodes  # noqa: F401  ComfyUI's, imported while its folder leads sys.path (pytest prepends this checkout later)
+
+    return [name for name in ("DiffSynthCnetPatch", "ZImageControlPatch") if hasattr(patches, name)] + ["Other"]
+
+
+PATCHES = [n for n in _patch_classes() if n != "DiffSynthCnetPatch"]  # DiffSynth is cropped: tested below
+
+
+def hint_patch(name):
+    """An instance of ComfyUI's patch class carrying a hint image, as its node makes it (without the
+    model patch weights: the refusal reads only what the object is)."""
+    import comfy_extras.nodes_model_patch as patches
+
+    cls = getattr(patches, name) if name != "Other" else type("OtherPackHintPatch", (), {})
+    patch = cls.__new__(cls)
+    patch.image = torch.rand(1, 64, 64, 3)
+    patch.mask = None
+    patch.strength = 1.0
+    patch.encoded_image = None  # what ComfyUI's `to` reads when the model moves
+    return patch
+
+
+@pytest.mark.parametrize("name", PATCHES)
+def test_a_model_patch_controlnet_is_refused_under_tiled_model_naming_it(comfy, name):
+    model = standin_model("lune_flow", channels=16).clone()
+    patch = hint_patch(name)
+    model.set_model_double_block_patch(patch)
+    before = dict(model.model_options["transformer_options"]["patches"])
+    lat = torch.randn(1, 16, 8, 8)
+    shown = name if name != "Other" else "OtherPackHintPatch"
+    with pytest.raises(ValueError, match=rf"SoluneTiledImg2Img: tiled_model .*{shown} \(double_block\)"):
+        tiled_patch(model, lat, tiled_model=True)
+    patched = tiled_patch(model, lat, tiled_model=False)  # the whole image: the patch works as stock
+    (kept,) = patched.model_options["transformer_options"]["patches"]["double_block"]  # 0.3.64 clones deep-copy it
+    assert type(kept) is type(patch) and torch.equal(kept.image, patch.image)
+    assert model.model_options["transformer_options"]["patches"] == before and patch.image.shape == (1, 64, 64, 3)
+
+
+def test_a_model_without_model_patches_is_tiled(comfy):
+    model = standin_model("lune_flow", channels=16)
+    assert tiled_patch(model, torch.randn(1, 16, 8, 8), tiled_model=True) is not model
+
+
+# ---------------------------------------------------------------- DiffSynth per tile
+def diffsynth_state_dict(seed=20):
+    """QwenImageBlockWiseControlNet (the inpaint variant: 4 extra input channels for the mask) with
+    one control block, PyTorch's default init, as ModelPatchLoader reads it."""
+    import comfy.ops
+    from comfy_extras.nodes_model_patch import QwenImageBlockWiseControlNet
+    from comfy_families import _state_dict, default_init
+
+    net = QwenImageBlockWiseControlNet(
+        num_layers=1, additional_in_dim=4, dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init
+    )
+    return _state_dict(default_init(net, seed))
+
+
+def wan_vae_state_dict(seed=21):
+    """A Wan 2.1 VAE (Qwen-Image's) at the width ComfyUI 0.3.64 fixes (96), default init, norms at 1."""
+    import inspect
+
+    from comfy.ldm.wan.vae import WanVAE
+    from comfy_families import _state_dict, default_init
+
+    config = {"dim": 96, "z_dim": 16, "dim_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_scales": []}
+    config["temperal_downsample"] = [False, True, True]
+    config = {k: v for k, v in config.items() if k in inspect.signature(WanVAE.__init__).parameters}
+    net = default_init(WanVAE(**config), seed)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith("gamma"):
+                p.fill_(1.0)
+    return _state_dict(net)
+
+
+def load_diffsynth_patch(sd):
+    """The MODEL_PATCH ModelPatchLoader makes of a DiffSynth file, with one control block: its loader
+    always builds 60 blocks at width 3072 (1.1 G parameters, ~4.5 GB), far too large here, so this is
+    its code path (`QwenImageBlockWiseControlNet` with manual-cast ops, the file's dtype, a strict
+    load, a ModelPatcher) at the depth the one-block Qwen-Image uses."""
+    import comfy.model_management
+    import comfy.model_patcher
+    import comfy.ops
+    import comfy.utils
+    from comfy_extras.nodes_model_patch import QwenImageBlockWiseControlNet
+
+    net = QwenImageBlockWiseControlNet(
+        num_layers=1,
+        additional_in_dim=sd["img_in.weight"].shape[1] - 64,
+        device=comfy.model_management.unet_offload_device(),
+        dtype=comfy.utils.weight_dtype(sd),
+        operations=comfy.ops.manual_cast,
+    )
+    net.load_state_dict(sd)
+    return comfy.model_patcher.ModelPatcher(
+        net,
+        load_device=comfy.model_management.get_torch_device(),
+        offload_device=comfy.model_management.unet_offload_device(),
+    )
+
+
+@pytest.fixture(scope="module")
+def diffsynth(comfy, tmp_path_factory):
+    """(Qwen-Image, the DiffSynth patch read from its .safetensors file, the VAE as VAELoader makes it)."""
+    import comfy.sd
+    import comfy.utils
+    from comfy_families import save
+    from comfy_families_2026 import installed_families, model_file
+
+    if "qwen_image" not in installed_families():
+        pytest.fail("this ComfyUI has no Qwen-Image (both tested versions have it)")
+    root = tmp_path_factory.getbasetemp() / "family_models_2026"
+    patch_file = save(diffsynth_state_dict(), root / "tiny_diffsynth.safetensors")
+    patch = load_diffsynth_patch(comfy.utils.load_torch_file(str(patch_file), safe_load=True))
+    vae_file = root / "tiny_wan21_vae.safetensors"
+    if not vae_file.exists():
+        save(wan_vae_state_dict(), vae_file)
+    vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(vae_file)))
+    model = comfy.sd.load_diffusion_model(str(model_file(root, "qwen_image")))
+    return model, patch, vae
+
+
+def hint_and_mask(h, w):
+    g = torch.Generator().manual_seed(9)
+    image = torch.rand(1, h * 8 + 16, w * 8, 3, generator=g)  # another aspect: ComfyUI center-crops it
+    mask = torch.zeros(1, h * 8, w * 8)
+    mask[:, : h * 4, :] = 1.0
+    return image, mask
+
+
+def test_diffsynth_scale_one_whole_image_is_stock_bit_for_bit(diffsynth):
+    from comfy_extras.nodes_model_patch import QwenImageDiffsynthControlnet
+    from comfy_families_2026 import conditioning, latent
+    from families_helpers import sample
+
+    model, patch, vae = diffsynth
+    image, mask = hint_and_mask(8, 8)
+    with torch.no_grad():  # as ComfyUI runs a node (0.3.64's clones deep-copy the patch: no autograd graph)
+        controlled = QwenImageDiffsynthControlnet().diffsynth_controlnet(model, patch, vae, image, 0.8, mask=mask)[0]
+    lat = latent("qwen_image", 8, 8).unsqueeze(2)
+    pos, neg = conditioning("qwen_image")
+    patched = tiled_patch(controlled, lat, min_denoise=1.0, max_denoise=1.0, tile_width=48, tile_height=64, overlap=16)
+    assert torch.equal(sample(patched, lat, pos, neg), sample(controlled, lat, pos, neg))
+
+
+def test_diffsynth_tiles_get_their_crop_of_the_hint_and_mask(diffsynth):
+    import comfy.utils
+    from comfy_extras.nodes_model_patch import DiffSynthCnetPatch, QwenImageDiffsynthControlnet
+    from comfy_families_2026 import conditioning, latent
+    from families_helpers import CallRecorder, sample
+    from test_families_comfy import crop_positions, per_row, tile_calls
+
+    model, patch, vae = diffsynth
+    H, W = 8, 16
+    image, mask = hint_and_mask(H, W)
+    with torch.no_grad():  # as ComfyUI runs a node (0.3.64's clones deep-copy the patch: no autograd graph)
+        controlled = QwenImageDiffsynthControlnet().diffsynth_controlnet(model, patch, vae, image, 0.8, mask=mask)[0]
+    user_patch = controlled.model_options["transformer_options"]["patches"]["double_block"][0]
+    encoded_before = user_patch.encoded_image.clone()
+    lat = latent("qwen_image", H, W).unsqueeze(2)
+    pos, neg = conditioning("qwen_image")
+    denoise_mask = torch.zeros(H * 8, W * 8)
+    denoise_mask[:, 12 * 8 :] = 1.0
+    kw = dict(min_denoise=0.0, max_denoise=1.0, scale_mode="mask", denoise_mask=denoise_mask)
+    kw.update(tile_width=48, tile_height=64, overlap=16, tile_batch_size=1)
+    recorder = CallRecorder()
+    patched = recorder.add_inner(tiled_patch(recorder.add_outer(controlled), lat, tiled_model=True, **kw))
+    out = sample(patched, lat, pos, neg)
+    # the reference, computed here: the hint resized for the whole image as the patch resizes it, the
+    # mask stretched to the whole latent as the patch stretches it, each cropped to the tile
+    whole = comfy.utils.common_upscale(image.movedim(-1, 1), W * 8, H * 8, "area", "center")
+    whole_mask = comfy.utils.common_upscale(
+        (1.0 - mask)[:, None, None].mean(dim=1, keepdim=True), W, H, "bilinear", "none"
+    )
+    regions = []
+    for outer, inner in tile_calls(recorder):
+        x, chunks = outer["x"], len(outer["transformer_options"]["cond_or_uncond"])
+        for call in inner:
+            ((y, x0),) = crop_positions(x, call["x"], chunks)
+            h, w = call["x"].shape[-2:]
+            regions.append((y, x0, h, w))
+            crop = whole[..., y * 8 : (y + h) * 8, x0 * 8 : (x0 + w) * 8].movedim(1, -1)
+            t, context = per_row(outer["t"], chunks, 1), per_row(outer["c_crossattn"], chunks, 1)
+            with torch.no_grad():
+                reference = DiffSynthCnetPatch(patch, vae, crop, 0.8, whole_mask[..., y : y + h, x0 : x0 + w])
+                want = model.model.apply_model(
+                    call["x"], t, c_crossattn=context, transformer_options={"patches": {"double_block": [reference]}}
+                )
+            assert torch.equal(want, call["out"]), f"tile at {(y, x0)} is not the model with its crop's control"
+    assert regions and all(h < H or w < W for _, _, h, w in regions)
+    assert all(x0 + w > 10 for _, x0, _, w in regions)  # tiles at scale 0 (the left ones) never ran
+    assert torch.equal(user_patch.image, image) and torch.equal(user_patch.encoded_image, encoded_before)
+    zero = torch.zeros(H, W, dtype=torch.bool)
+    zero[:, :4] = True
+    assert float((out - lat)[..., zero].abs().max()) <= 1e-5
