@@ -50,8 +50,8 @@ def server(comfy, tmp_path_factory):
     models = base / "models" / "diffusion_models"
     models.mkdir(parents=True, exist_ok=True)
     (base / "custom_nodes").mkdir(parents=True, exist_ok=True)
-    node = Path(__file__).parent / "fixtures" / "conditioning_node_2026"
-    (base / "custom_nodes" / "solune_test_conditioning_2026").symlink_to(node)
+    node = Path(__file__).parent / "fixtures" / "conditioning_node"
+    (base / "custom_nodes" / "solune_test_conditioning").symlink_to(node)
     (base / "input").mkdir(exist_ok=True)
     for name in FAMILIES:
         path = model_file(root, name)
@@ -93,7 +93,7 @@ def test_family_through_the_api_scale_zero_one_and_tiled(server, name):
             "class_type": "UNETLoader",
             "inputs": {"unet_name": f"tiny_{name}.safetensors", "weight_dtype": "default"},
         },
-        "2": {"class_type": "SoluneTestConditioning2026", "inputs": {"family": name, "seed": 1}},
+        "2": {"class_type": "SoluneTestConditioning", "inputs": {"family": name, "seed": 1}},
         "3": {"class_type": "LoadLatent", "inputs": {"latent": f"{name}.latent"}},
         "20": {"class_type": "SaveLatent", "inputs": {"samples": ["3", 0], "filename_prefix": f"{name}_orig"}},
         # denoise_mask: 1 on the right quarter, 0 elsewhere, from stock mask nodes
