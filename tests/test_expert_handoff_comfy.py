@@ -349,7 +349,7 @@ def test_a_foreign_apply_model_wrapper_added_later_runs_inside_the_routing_for_e
     assert rel_diff(got, plain) > 1e-3  # the wrapper does change the result
 
 
-def test_the_wrapper_order_of_the_installed_comfyui_is_probed_and_the_routing_goes_first():
+def test_the_wrapper_order_of_the_installed_comfyui_is_probed_and_the_routing_goes_first(comfy):
     """0.3.64 calls a patcher's keyed wrappers before transformer_options' ones, 0.33.0 after them;
     the probe reads ComfyUI's own merge and the routing is registered on the side that runs first."""
     import comfy.patcher_extension
