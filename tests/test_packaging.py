@@ -91,3 +91,8 @@ def test_the_tested_comfyui_versions_are_named_alike_everywhere():
     assert f"Tested with ComfyUI {' and '.join(tested)}" in readme
     for version in tested:
         assert f"**ComfyUI {version}**" in readme
+
+
+def test_the_registry_table_names_the_web_folder():
+    """ComfyUI serves web/ under the project name only when [tool.comfy] names it (the help panel asks there)."""
+    assert PYPROJECT["tool"]["comfy"]["web"] == "web" and (REPO / "web" / "docs").is_dir()
