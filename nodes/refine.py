@@ -180,9 +180,9 @@ class SoluneRefine(io.ComfyNode):
         return denoise_order_error(NODE, min_denoise, max_denoise) or True
 
     @classmethod
-    def execute(cls, **inputs) -> io.NodeOutput:
+    def execute(cls, *args, **inputs) -> io.NodeOutput:
         with shown_to_user():  # the warnings of the plan and the passes reach the web UI and the runner
-            return cls.refine(**inputs)
+            return cls.refine(*args, **inputs)
 
     @classmethod
     def refine(

@@ -90,9 +90,9 @@ class SoluneStitch(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, **inputs) -> io.NodeOutput:
+    def execute(cls, *args, **inputs) -> io.NodeOutput:
         with shown_to_user():  # the warnings of the plan and the passes reach the web UI and the runner
-            return cls.stitch(**inputs)
+            return cls.stitch(*args, **inputs)
 
     @classmethod
     def stitch(cls, samples, vae, image, scale, blend=16) -> io.NodeOutput:

@@ -12,12 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+import _hold_server
 import pytest
-from comfy_harness import ComfyServer, locate_comfyui
+from _hold_server import HOLD
 
 pytestmark = pytest.mark.comfyui
-
-HOLD = "SOLUNE_HOLD_SERVER_STATE"  # set by the outer test for the inner run only
 
 
 def alive_in_group(pgid: int) -> list[int]:
@@ -33,21 +32,12 @@ def alive_in_group(pgid: int) -> list[int]:
     return pids
 
 
-@pytest.mark.skipif(HOLD not in os.environ, reason="runs only inside test_an_interrupted_run_stops_its_server")
-def test_holds_a_server_until_stopped(tmp_path):
-    path, why = locate_comfyui()
-    assert path is not None, why
-    server = ComfyServer(path, tmp_path).start()
-    Path(os.environ[HOLD]).write_text(json.dumps({"pid": server.proc.pid, "pgid": os.getpgid(server.proc.pid)}))
-    time.sleep(600)
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; PR_SET_PDEATHSIG is Linux-only")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
 def test_an_interrupted_run_stops_its_server(comfy, tmp_path, signum):
     state = tmp_path / "server.json"
     env = dict(os.environ, **{HOLD: str(state)})
-    inner = f"{__file__}::test_holds_a_server_until_stopped"
+    inner = str(Path(_hold_server.__file__))  # named explicitly: its name keeps it out of every other run
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", inner]
     run = subprocess.Popen(
         cmd, env=env, cwd=str(Path(__file__).parents[1]), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
