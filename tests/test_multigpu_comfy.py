@@ -95,6 +95,7 @@ def test_tiled_controlnets_under_multigpu_cfg_split_run_per_device_on_tiles(file
     """Each device thread evaluates its tiles on its own model clone with the ControlNet clone core
     made for that device, on crops only; the result is the single-device run's."""
     import comfy.controlnet
+    import comfy.model_management
 
     if not has_multigpu_cfg_split():
         # ComfyUI 0.3.64: no MultiGPU CFG Split, no per-device ControlNets; the deferral still
@@ -127,6 +128,11 @@ def test_tiled_controlnets_under_multigpu_cfg_split_run_per_device_on_tiles(file
     finally:
         for h in handles:
             h.remove()
+        # core's device clones and the model they came from reference each other, so they are freed
+        # as a cycle, where ComfyUI's record of a loaded clone can no longer fall back to its parent:
+        # it would stay "currently used" with no model, and a later load that reloads what is in use
+        # (a DiffSynth patch's first call) trips on it. Unload them while they are alive.
+        comfy.model_management.unload_all_models()
 
     devices = {d for d, *_ in multi_calls}
     assert devices == {torch.device("cpu"), SECOND}, f"core's per-device threads did not run: {devices}"
