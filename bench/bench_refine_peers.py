@@ -19,7 +19,8 @@ Groups (one per mask, `--size`² picture, masks as PNGs through LoadImageMask; 1
 corners, so one crop spans the picture). Pipelines per group:
 
 * stock: VAEEncode → SetLatentNoiseMask → KSampler → VAEDecode (no SetLatentNoiseMask without a mask);
-* Solune Refine: SoluneRefine (scale_mode mask, min 0, max 1; uniform 1 without a mask), tiles 512/64;
+* Solune Refine: SoluneRefine (scale_mode pixel, min 0, max 1: the scale follows the mask; uniform 1
+  without a mask), tiles 512/64;
 * hook + Stitch: VAEEncode → SoluneTiledImg2Img (same settings) → KSampler → SoluneStitch;
 * Crop & Stitch: InpaintCropImproved (context factor 1.2, no resize, padding 8, blend = `--blend`, cpu)
   → VAEEncode → SetLatentNoiseMask → KSampler → VAEDecode → InpaintStitchImproved (an all-1 mask for
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import statistics
 import sys
@@ -51,6 +53,7 @@ from pathlib import Path
 
 from bench_peers import REPO, SIZE, measure, px, start_server
 
+log = logging.getLogger(__name__)
 VAE_FILE = "tiny_sd_vae.safetensors"
 MASKS = ("no mask", "kept 0.75", "kept 0.5", "kept 0.25", "two corners")
 PIPELINES = ("stock", "Solune Refine", "hook + Stitch", "Crop & Stitch")
@@ -60,7 +63,7 @@ TILING = {
     "min_denoise": 0.0,
     "max_denoise": 1.0,
     "layout": "grid",
-    "scale_mode": "mask",
+    "scale_mode": "pixel",
     "tile_width": 512,
     "tile_height": 512,
     "overlap": 64,
@@ -312,7 +315,11 @@ def run(server, args, done) -> list[dict]:
         times, added, largest, share = [], [], [], []
         for r in range(args.repeats):
             name, original = write_picture(next(counter), side)
-            seconds, mb, hist = measure(server, graph(pipeline, mask, name, 100 + r, args), f"{group}: {pipeline}")
+            try:
+                seconds, mb, hist = measure(server, graph(pipeline, mask, name, 100 + r, args), f"{group}: {pipeline}")
+            except Exception as err:  # a peer that fails here is a result too: recorded, the rest still runs
+                log.error("%s: %s failed: %s", group, pipeline, err)
+                return {"group": group, "pipeline": pipeline, "error": str(err)[:2000]}
             times.append(seconds)
             added.append(mb)
             if keep is not None:
@@ -398,8 +405,12 @@ def table(rows: list[dict]) -> str:
         "share changed | issue's time targets |",
         "|---|---|---|---|---|---|---|",
     ]
+    failed = [r for r in rows if "error" in r]
+    rows = [r for r in rows if "error" not in r]
     for r in rows:
         r["ratio"] = r["time_s"] / stock[r["group"]]["time_s"]
+    for r in failed:
+        lines.append(f"| {r['group']} | {r['pipeline']} | failed: {r['error'][:200]} | | | | |")
     for r in rows:
         kept = (
             "—"
