@@ -398,6 +398,42 @@ A_EVAL = {
 }
 
 
+def areas(size: int) -> str:
+    """Where the time goes, by geometry (no ComfyUI): the share of the picture each pass of Solune Refine
+    reads — VAE encode, model (the hook's windows, margin included), VAE decode — computed by the node's own
+    functions (`solune.image`, `make_plan`), beside the crop Crop & Stitch encodes, samples and decodes
+    (the mask's bounding box grown by 1.2 about its centre, clipped, rounded up to 8 px)."""
+    import torch
+
+    from solune.image import DECODE_CONTEXT, ENCODE_CONTEXT, encode_needed, model_region, vae_pass
+    from solune.samplers.tiled import TileSettings, make_plan
+
+    geometry = {"tile_width": px(512, size), "tile_height": px(512, size), "overlap": px(64, size)}
+    settings = TileSettings.from_inputs(**{**TILING, **geometry})
+    lat = size // 8
+    lines = [
+        f"{size}²: | mask | VAE encode reads | model reads | VAE decode reads | Crop & Stitch crop |",
+        "|---|---|---|---|---|",
+    ]
+    for name in MASKS[1:]:
+        m = torch.from_numpy(mask_array(name, size) / 255.0).float()
+        plan = make_plan(lat, lat, settings, denoise_mask=m[None])
+        model = model_region(plan, "blend", True)
+        decode = vae_pass((plan.scale_map.reshape(-1, lat, lat) != 0).any(dim=0), context=DECODE_CONTEXT)
+        encode = vae_pass(encode_needed(model, decode), context=ENCODE_CONTEXT)
+        ys, xs = torch.nonzero(m > 0, as_tuple=True)
+        crop = 1.0
+        for lo, hi in ((int(ys.min()), int(ys.max()) + 1), (int(xs.min()), int(xs.max()) + 1)):
+            grow = (hi - lo) * 0.2 / 2
+            side = min(size, max(lo + grow + (hi - lo), hi + grow) - max(0.0, lo - grow))
+            crop *= min(size, -(-side // 8) * 8) / size
+        lines.append(
+            f"| {name} | {encode.read_area() / lat**2:.2f} | {float(model.float().mean()):.2f} | "
+            f"{decode.read_area() / lat**2:.2f} | {crop:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def table(rows: list[dict]) -> str:
     stock = {r["group"]: r for r in rows if r["pipeline"].startswith("stock")}
     lines = [
@@ -439,7 +475,11 @@ def main() -> None:
     parser.add_argument("--groups", help="'|'-separated subset of: " + ", ".join([*MASKS, "upscale 2×"]))
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--table", type=Path, help="only print the table of a JSON file written by --out")
+    parser.add_argument("--areas", action="store_true", help="only print the share of the picture each pass reads")
     args = parser.parse_args()
+    if args.areas:
+        print(areas(args.size))
+        return
     if args.table is not None:
         print(table(json.loads(args.table.read_text())["results"]))
         return
