@@ -412,7 +412,7 @@ def areas(size: int) -> str:
     settings = TileSettings.from_inputs(**{**TILING, **geometry})
     lat = size // 8
     lines = [
-        f"{size}²: | mask | VAE encode reads | model reads | VAE decode reads | Crop & Stitch crop |",
+        f"| {size}², mask | VAE encode reads | model reads | VAE decode reads | Crop & Stitch crop |",
         "|---|---|---|---|---|",
     ]
     for name in MASKS[1:]:
