@@ -200,19 +200,28 @@ def _status(pid: int) -> dict:
         return {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in f) if k in ("VmRSS", "VmHWM")}
 
 
+def measure(server, prompt: dict, name: str) -> tuple[float, float, dict]:
+    """Run one prompt: (the server's execution time in s, peak RSS added in MB, the history entry).
+
+    The peak is reset first (`/proc/<pid>/clear_refs` = 5), so earlier prompts do not hide it."""
+    with open(f"/proc/{server.proc.pid}/clear_refs", "w") as f:
+        f.write("5")  # reset the peak RSS to the current RSS
+    before = _status(server.proc.pid)["VmRSS"]
+    hist = server.run_prompt(prompt, timeout=3600)
+    if hist["status"]["status_str"] != "success":
+        raise RuntimeError(f"{name}: {json.dumps(hist['status'])[:2000]}")
+    peak = _status(server.proc.pid)["VmHWM"]
+    stamps = {m[0]: m[1].get("timestamp") for m in hist["status"]["messages"]}
+    return (stamps["execution_success"] - stamps["execution_start"]) / 1000.0, (peak - before) / 1024.0, hist
+
+
 def run_config(server, config: dict, seeds, args) -> dict:
     times, added = [], []
     for seed in seeds:
-        with open(f"/proc/{server.proc.pid}/clear_refs", "w") as f:
-            f.write("5")  # reset the peak RSS to the current RSS
-        before = _status(server.proc.pid)["VmRSS"]
-        hist = server.run_prompt(graph(config, seed, args.size, args.steps, args.denoise, args.cfg), timeout=3600)
-        if hist["status"]["status_str"] != "success":
-            raise RuntimeError(f"{config['name']}: {json.dumps(hist['status'])[:2000]}")
-        peak = _status(server.proc.pid)["VmHWM"]
-        stamps = {m[0]: m[1].get("timestamp") for m in hist["status"]["messages"]}
-        times.append((stamps["execution_success"] - stamps["execution_start"]) / 1000.0)
-        added.append((peak - before) / 1024.0)
+        prompt = graph(config, seed, args.size, args.steps, args.denoise, args.cfg)
+        seconds, mb, _ = measure(server, prompt, config["name"])
+        times.append(seconds)
+        added.append(mb)
     return {"name": config["name"], "times_s": times, "time_s": statistics.median(times), "added_mb": max(added)}
 
 
@@ -287,6 +296,24 @@ def areas(size: int = SIZE) -> str:
     return "\n".join(lines)
 
 
+def start_server(base: Path, peers: dict, prepare=None):
+    """A started `ComfyServer` (ComfyUI at $COMFYUI_PATH, --cpu) in `base` with the tiny models, each peer
+    checkout of `peers` (folder name → path) linked into its custom_nodes, and `prepare(base)` run before
+    the start (extra models, input files). Large tensors go back to the system when freed
+    (MALLOC_MMAP_THRESHOLD_ = 1 MiB), so the peak RSS of each prompt is its own."""
+    from comfy_harness import ComfyServer
+
+    server = ComfyServer(Path(os.environ["COMFYUI_PATH"]), base)
+    server.write_models()
+    (base / "custom_nodes").mkdir(parents=True, exist_ok=True)
+    for name, path in peers.items():
+        (base / "custom_nodes" / name).symlink_to(Path(path).expanduser().resolve(), target_is_directory=True)
+    if prepare is not None:
+        prepare(base)
+    os.environ["MALLOC_MMAP_THRESHOLD_"] = str(1 << 20)
+    return server.start()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--comfyui", type=Path, help="path to a ComfyUI checkout (required unless --table)")
@@ -321,7 +348,7 @@ def main() -> None:
         return
     os.environ["COMFYUI_PATH"] = str(args.comfyui.expanduser().resolve())
     sys.path.insert(0, str(REPO / "tests"))
-    from comfy_harness import ComfyServer, import_comfy
+    from comfy_harness import import_comfy
 
     comfy, why = import_comfy()
     if comfy is None:
@@ -331,16 +358,8 @@ def main() -> None:
         wanted = args.only.split("|")
         configs = [c for c in configs if c["kind"] == "stock" or any(w in c["name"] for w in wanted)]
     with tempfile.TemporaryDirectory(prefix="solune_bench_") as tmp:
-        base = Path(tmp)
-        server = ComfyServer(Path(os.environ["COMFYUI_PATH"]), base)
-        server.write_models()
-        if args.tiled_diffusion is not None:
-            (base / "custom_nodes").mkdir(parents=True, exist_ok=True)
-            (base / "custom_nodes" / "ComfyUI-TiledDiffusion").symlink_to(
-                args.tiled_diffusion.resolve(), target_is_directory=True
-            )
-        os.environ["MALLOC_MMAP_THRESHOLD_"] = str(1 << 20)
-        server.start()
+        peers = {"ComfyUI-TiledDiffusion": args.tiled_diffusion} if args.tiled_diffusion is not None else {}
+        server = start_server(Path(tmp), peers)
         try:
             # warm-up (loads the models): at most 256², which loads the same models in a fraction of the time
             warm = min(args.size, 256)
