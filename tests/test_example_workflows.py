@@ -423,4 +423,4 @@ def test_a_mask_example_runs_on_a_picture_without_alpha(server_with_image, name,
     prefix = next(n for n in json.loads(path.read_text())["nodes"] if n["type"] == "SaveImage")["widgets_values"][0]
     saved = [Path(line) for line in result.stdout.split("\n") if Path(prefix).name in Path(line).name]
     assert len(saved) == 1, result.stdout
-    assert list(Image.open(saved[0]).convert("RGB").getdata()) == list(picture.getdata())
+    assert Image.open(saved[0]).convert("RGB").tobytes() == picture.tobytes()
