@@ -60,7 +60,14 @@ def converted(path: Path) -> dict:
 
 def test_the_examples_cover_every_feature():
     types = twins.node_types()
-    for node in ("SolunePredictionType", "SoluneTiledImg2Img", "SoluneTiledSampler", "SoluneExpertHandoff"):
+    for node in (
+        "SolunePredictionType",
+        "SoluneTiledImg2Img",
+        "SoluneTiledSampler",
+        "SoluneExpertHandoff",
+        "SoluneRefine",
+        "SoluneStitch",
+    ):
         assert node in types, f"no example workflow uses {node}"
     # tiled img2img: quadtree + blend; strength + a painted mask; a 2x upscale with tile-by-tile evaluation
     tiled = [twins.ui_to_api(json.loads(p.read_text()), snapshot()) for p in EXAMPLES]
@@ -83,6 +90,41 @@ def test_the_examples_cover_every_feature():
     packed = [p for p in EXAMPLES if (json.loads(p.read_text()).get("definitions") or {}).get("subgraphs")]
     assert packed, "no example workflow uses a subgraph"
     assert any(":" in i and n["class_type"] == "SoluneTiledSampler" for p in packed for i, n in converted(p).items())
+
+
+def producer(api: dict, node_id: str, name: str) -> tuple[str, int]:
+    """(node id, output index) feeding input `name` of node `node_id` of an API prompt."""
+    source = api[node_id]["inputs"][name]
+    assert isinstance(source, list), f"node {node_id}: {name} is a widget value, not a link"
+    return str(source[0]), int(source[1])
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_a_hook_example_that_keeps_pixels_saves_through_solune_stitch(path):
+    """Where a hook's scale can be 0 (a mask with min_denoise 0), the saved picture keeps those pixels only
+    if it is stitched: SoluneStitch's image is the picture the latent was encoded from, its scale the hook's
+    scale output, its samples the sampler's output; no VAEDecode in that example decodes the sampler's
+    output."""
+    api = converted(path)
+    hooks = [i for i, n in api.items() if n["class_type"] == "SoluneTiledImg2Img"]
+    keeping = [i for i in hooks if api[i]["inputs"]["min_denoise"] == 0 and "denoise_mask" in api[i]["inputs"]]
+    stitches = [i for i, n in api.items() if n["class_type"] == "SoluneStitch"]
+    if not keeping:
+        return
+    assert len(stitches) == len(keeping), f"{path.name}: one SoluneStitch per hook that keeps pixels"
+    for hook in keeping:
+        stitch = next(s for s in stitches if producer(api, s, "scale") == (hook, 2))
+        sampler, _ = producer(api, stitch, "samples")
+        assert api[sampler]["class_type"] == "KSampler" and producer(api, sampler, "model") == (hook, 0)
+        # the picture the hook's latent was encoded from
+        encode, _ = producer(api, hook, "latent")
+        assert api[encode]["class_type"] == "VAEEncode" and producer(api, sampler, "latent_image") == (encode, 0)
+        assert producer(api, stitch, "image") == producer(api, encode, "pixels")
+        assert producer(api, stitch, "vae") == producer(api, encode, "vae")
+        decodes = [i for i, n in api.items() if n["class_type"].startswith("VAEDecode")]
+        assert all(producer(api, d, "samples") != (sampler, 0) for d in decodes), path.name
+        saves = [i for i, n in api.items() if n["class_type"] == "SaveImage"]
+        assert any(producer(api, i, "images") == (stitch, 0) for i in saves), f"{path.name}: stitched picture not saved"
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
@@ -366,7 +408,9 @@ def test_a_mask_example_runs_on_a_picture_without_alpha(server_with_image, name,
     """LoadImage then hands over its 64×64 all-zero placeholder mask: used as it is, with a warning."""
     from PIL import Image
 
-    Image.new("RGB", (96, 64), (90, 140, 200)).save(server_with_image.base / "input" / "solune_no_alpha.png")
+    picture = Image.new("RGB", (96, 64))
+    picture.putdata([(x * 2, y * 3, (x + y) % 256) for y in range(64) for x in range(96)])
+    picture.save(server_with_image.base / "input" / "solune_no_alpha.png")
     path = next(p for p in EXAMPLES if p.stem == name)
     load = next(n for n in json.loads(path.read_text())["nodes"] if n["type"] == "LoadImage")
     args = model_overrides(path) + ["--set", f"{load['id']}.image=solune_no_alpha.png"]
@@ -375,3 +419,8 @@ def test_a_mask_example_runs_on_a_picture_without_alpha(server_with_image, name,
     assert result.returncode == 0, f"stderr:\n{result.stderr}\nserver:\n{server_with_image.log_tail()}"
     log = server_with_image.log_path.read_text(errors="replace")[before:]
     assert "denoise_mask is all zero" in log and "64×64 px has another aspect ratio than the image (96×64 px)" in log
+    # every pixel's scale is 0, and SoluneStitch hands the picture back: the saved PNG is the input, value for value
+    prefix = next(n for n in json.loads(path.read_text())["nodes"] if n["type"] == "SaveImage")["widgets_values"][0]
+    saved = [Path(line) for line in result.stdout.split("\n") if Path(prefix).name in Path(line).name]
+    assert len(saved) == 1, result.stdout
+    assert Image.open(saved[0]).convert("RGB").tobytes() == picture.tobytes()

@@ -1,6 +1,7 @@
 """Tier 1: `TileSettings` is the one place that names every tile setting — each appears once in it
-and once in the README's tiling-inputs table, with the same default; a TileSettings is valid by
-construction and refuses a bad value naming the input, the allowed values and the value."""
+and once in the tiling-inputs table of docs/nodes.md (the node reference the README links), with the
+same default; a TileSettings is valid by construction and refuses a bad value naming the input, the allowed
+values and the value."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ import pytest
 
 from solune.samplers.tiled import TileSettings
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+NODE_DOCS = Path(__file__).resolve().parents[1] / "docs" / "nodes.md"
 TENSOR_INPUTS = {"denoise_mask", "image"}  # tiling inputs that are tensors, not settings
 
 
 def readme_tiling_table() -> list[tuple[list[str], str]]:
-    """(input names, default text) of each row of the README's tiling-inputs table."""
-    text = README.read_text(encoding="utf-8")
+    """(input names, default text) of each row of the tiling-inputs table in docs/nodes.md."""
+    text = NODE_DOCS.read_text(encoding="utf-8")
     start = text.index("Tiling inputs (shared by the three nodes):")
     rows = []
     for line in text[start:].splitlines()[1:]:
@@ -34,7 +35,7 @@ def as_readme(value) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def test_every_tile_setting_appears_once_in_tile_settings_and_in_the_readme_table():
+def test_every_tile_setting_appears_once_in_tile_settings_and_in_the_node_docs_table():
     names = TileSettings.names()
     assert len(names) == len(set(names))
     table = [name for row_names, _ in readme_tiling_table() for name in row_names]
@@ -42,7 +43,7 @@ def test_every_tile_setting_appears_once_in_tile_settings_and_in_the_readme_tabl
     assert len(table) == len(set(table))
 
 
-def test_the_readme_table_gives_each_settings_default():
+def test_the_node_docs_table_gives_each_settings_default():
     specs = dict(TileSettings.specs())
     for row_names, default_text in readme_tiling_table():
         if set(row_names) <= TENSOR_INPUTS:

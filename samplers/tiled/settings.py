@@ -2,7 +2,7 @@
 and tooltip.
 
 The three tiled nodes generate their V3 inputs from it (nodes/tiled_inputs.py), the plan is built
-from it (`make_plan`), the README's tiling-inputs table is checked against it (a test), and a
+from it (`make_plan`), the tiling-inputs table of docs/nodes.md is checked against it (a test), and a
 `TileSettings` is valid by construction: `__post_init__` checks every field, so the functions below
 it trust their typed inputs. Adding a setting means adding one field here (and using it).
 
