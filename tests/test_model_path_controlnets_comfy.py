@@ -251,8 +251,8 @@ def count_control_calls(control):
 
 
 # ---------------------------------------------------------------- the tests
-@pytest.fixture(params=KINDS)
-def kind(request):
+@pytest.fixture(scope="module", params=KINDS)
+def kind(request):  # module scope: pytest runs every test of one kind before loading the next
     return request.param
 
 
@@ -273,9 +273,10 @@ def test_scale_one_whole_image_with_the_controlnet_is_stock_bit_for_bit(files202
     from comfy_families_2026 import latent
 
     lat = latent(family, 8, 8)
+    stock = run(model, family, lat, pos, neg)
     for mode in ("blend", "strength"):
         patched = tiled_patch(model, lat, min_denoise=1.0, max_denoise=1.0, mode=mode, **tiles(family))
-        assert torch.equal(run(patched, family, lat, pos, neg), run(model, family, lat, pos, neg)), mode
+        assert torch.equal(run(patched, family, lat, pos, neg), stock), mode
 
 
 def test_every_tile_gets_the_controlnet_on_its_crop_of_the_hint(files2026, kind):
