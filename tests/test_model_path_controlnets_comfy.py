@@ -150,14 +150,13 @@ def controlnet_and_vae(files2026, kind):
                 "qwen_instantx_inpaint": lambda: qwen_instantx_state_dict(extra_condition_channels=4),
                 "sd35": sd35_controlnet_state_dict,
             }[kind]
-            path = files2026 / f"tiny_{kind}_controlnet.safetensors"
-            if not path.exists():
-                save(build(), path)
+            path = save(build(), files2026 / f"tiny_{kind}_controlnet.safetensors")
             control = comfy.controlnet.load_controlnet(str(path))  # what ControlNetLoader does
             stored = comfy.utils.load_torch_file(str(path))
             loaded = control.control_model.state_dict()
             stored.pop("control_type", None)
             assert set(stored) <= set(loaded) and all(torch.equal(loaded[k], v) for k, v in stored.items())
+            path.unlink()  # 1.5 GB for a Qwen kind; each kind is loaded once per session (module-scoped kinds)
         _CONTROL[kind] = (control, vae)
     return _CONTROL[kind]
 
