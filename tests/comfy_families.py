@@ -63,6 +63,19 @@ def default_init(module: torch.nn.Module, seed: int) -> torch.nn.Module:
     return module
 
 
+def mmdit_pos_embed(net: torch.nn.Module) -> torch.nn.Module:
+    """Fill an MMDiT's `pos_embed` buffer with the fixed 2-D sin-cos table SD3 files carry (ComfyUI's
+    own `get_2d_sincos_pos_embed`). The class registers it with `torch.empty`, so left alone it holds
+    whatever memory it got: a file written from it gives NaN or not from run to run."""
+    from comfy.ldm.modules.diffusionmodules.mmdit import get_2d_sincos_pos_embed
+
+    n, dim = net.pos_embed.shape[-2:]
+    table = get_2d_sincos_pos_embed(dim, int(round(n**0.5)))
+    with torch.no_grad():
+        net.pos_embed.copy_(torch.from_numpy(table).to(net.pos_embed.dtype).reshape(net.pos_embed.shape))
+    return net
+
+
 def _state_dict(module: torch.nn.Module, prefix: str = "") -> dict:
     return {prefix + k: v.detach().clone().contiguous() for k, v in module.state_dict().items()}
 
@@ -167,7 +180,7 @@ def sd3_state_dict(seed: int = 0) -> dict:
         device="cpu",
         operations=comfy.ops.disable_weight_init,
     )
-    return _state_dict(default_init(net, seed))
+    return _state_dict(mmdit_pos_embed(default_init(net, seed)))
 
 
 FLUX = {

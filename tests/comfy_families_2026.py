@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from comfy_families import _state_dict, default_init
+from comfy_families import _state_dict, default_init, mmdit_pos_embed
 
 
 def qwen_image_state_dict(seed: int = 0) -> dict:
@@ -120,7 +120,7 @@ def sd35_state_dict(seed: int = 0) -> dict:
         pos_embed_max_size=32, num_patches=32 * 32, pos_embed_scaling_factor=None, qk_norm="rms",
         x_block_self_attn_layers=[0], dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init,
     )  # fmt: skip
-    return _state_dict(default_init(net, seed))
+    return _state_dict(mmdit_pos_embed(default_init(net, seed)))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ LOADERS = {
     "LoadImage": "image",
     "CheckpointLoaderSimple": "ckpt_name",
     "ControlNetLoader": "control_net_name",
+    "ModelPatchLoader": "name",
 }
 
 
@@ -35,11 +36,27 @@ SNAPSHOTS = twins.snapshots()  # {ComfyUI version: /object_info snapshot}, oldes
 # bare UNets, so their examples keep the UNet loaders.
 CHECKPOINT_EXAMPLES = [p for p in EXAMPLES if p.stem.startswith(("tiled_", "upscale_", "refine_"))]
 UNET_EXAMPLES = [p for p in EXAMPLES if p.stem.startswith(("sol_", "lune_"))]
+# The 2026 families are published as separate files (model, text encoder, VAE, model patches): their
+# examples load each with its own titled loader.
+FAMILY_EXAMPLES = [p for p in EXAMPLES if p.stem.startswith(("qwen_image_", "flux2_"))]
+# The runner test needs a tiny file for every model an example loads. A 2026 family example cannot have
+# them: Qwen-Image's text encoder (Qwen2.5-VL 7B) has no small form ComfyUI loads, and ModelPatchLoader
+# always builds the DiffSynth ControlNet at 60 blocks x 3072 in float32 (1.13 G parameters, 4.5 GB,
+# whatever the file's dtype). Their graphs run in process instead, node by node with the tests' tiny
+# models (tests/test_tiled_model_patches_comfy.py, `FAMILY_EXAMPLE_PATHS` below names the test per example).
+RUNNER_EXAMPLES = [p for p in EXAMPLES if p not in FAMILY_EXAMPLES]
+FAMILY_EXAMPLE_PATHS = {
+    "qwen_image_retouch_diffsynth_inpaint": (
+        "test_the_qwen_image_retouch_example_path_runs_diffsynth_under_the_tiled_hook",
+        ["VAEEncode", "QwenImageDiffsynthControlnet", "SoluneTiledImg2Img", "KSampler", "VAEDecode"],
+    ),
+}
 SEPARATE_LOADERS = {"UNETLoader", "CLIPLoader", "VAELoader"}
 # the folder under models/ each loader reads, as the frontend's `models` metadata names it
 MODEL_DIRECTORIES = {
     "CheckpointLoaderSimple": "checkpoints",
     "ControlNetLoader": "controlnet",
+    "ModelPatchLoader": "model_patches",
     "UNETLoader": "diffusion_models",
     "CLIPLoader": "text_encoders",
     "VAELoader": "vae",
@@ -183,7 +200,34 @@ def test_a_sol_or_lune_example_keeps_its_unet_loaders(path):
     assert "UNETLoader" in types and "CheckpointLoaderSimple" not in types
 
 
-@pytest.mark.parametrize("path", CHECKPOINT_EXAMPLES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", FAMILY_EXAMPLES, ids=lambda p: p.stem)
+def test_a_2026_family_example_loads_its_separate_files_each_with_its_download(path):
+    data = json.loads(path.read_text())
+    loaders = [n for n in twins.all_nodes(data) if n["type"] in MODEL_DIRECTORIES]
+    assert SEPARATE_LOADERS <= {n["type"] for n in loaders}, f"{path.name}: model, text encoder and VAE loaders"
+    assert all(n.get("properties", {}).get("models") for n in loaders), f"{path.name}: a loader names no download"
+
+
+@pytest.mark.parametrize("path", FAMILY_EXAMPLES, ids=lambda p: p.stem)
+def test_a_2026_family_example_is_the_graph_its_in_process_test_runs(path):
+    """The runner cannot run it (see RUNNER_EXAMPLES): its test runs these nodes in this order, with
+    tiled_model on; the example must be that graph."""
+    test_name, chain = FAMILY_EXAMPLE_PATHS[path.stem]
+    source = (Path(__file__).parent / "test_tiled_model_patches_comfy.py").read_text()
+    assert f"def {test_name}(" in source
+    api = twins.ui_to_api(json.loads(path.read_text()), snapshot())
+    by_type = {n["class_type"]: (i, n) for i, n in api.items()}
+    assert set(chain) <= set(by_type), f"{path.name}: {sorted(by_type)}"
+    for a, b in zip(chain, chain[1:]):  # each node feeds the next (directly or through the latent it encodes)
+        node_id = by_type[a][0]
+        assert any(isinstance(v, list) and v[0] == node_id for v in by_type[b][1]["inputs"].values()) or (
+            a == "VAEEncode"
+            and any(v[0] == node_id for v in by_type["SoluneTiledImg2Img"][1]["inputs"].values() if isinstance(v, list))
+        ), f"{path.name}: {a} does not feed {b}"
+    assert by_type["SoluneTiledImg2Img"][1]["inputs"]["tiled_model"] is True
+
+
+@pytest.mark.parametrize("path", CHECKPOINT_EXAMPLES + FAMILY_EXAMPLES, ids=lambda p: p.stem)
 def test_a_tiled_example_says_to_leave_the_samplers_denoise_at_one_and_does(path):
     """The strength is max_denoise; a user coming from Ultimate SD Upscale would lower the sampler's denoise."""
     data = json.loads(path.read_text())
@@ -380,7 +424,7 @@ def test_the_twins_tool_checks_a_live_server_with_every_snapshot(comfy_server):
 
 
 @pytest.mark.comfyui
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", RUNNER_EXAMPLES, ids=lambda p: p.stem)
 def test_example_runs_to_completion_through_the_runner(server_with_image, path, tmp_path):
     out = tmp_path / "out"
     result = run_cli(server_with_image, str(path), *model_overrides(path), "--out", str(out))

@@ -57,6 +57,7 @@ MODEL_FOLDERS = {
     "VAELoader": ("vae_name", "vae"),
     "ControlNetLoader": ("control_net_name", "controlnet"),
     "CheckpointLoaderSimple": ("ckpt_name", "checkpoints"),
+    "ModelPatchLoader": ("name", "model_patches"),
 }
 
 GRAPH_STATE = (

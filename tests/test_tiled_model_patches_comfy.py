@@ -104,9 +104,13 @@ def wan_vae_state_dict(seed=21):
 
 def load_diffsynth_patch(sd):
     """The MODEL_PATCH ModelPatchLoader makes of a DiffSynth file, with one control block: its loader
-    always builds 60 blocks at width 3072 (1.1 G parameters, ~4.5 GB), far too large here, so this is
-    its code path (`QwenImageBlockWiseControlNet` with manual-cast ops, the file's dtype, a strict
-    load, a ModelPatcher) at the depth the one-block Qwen-Image uses."""
+    always builds 60 blocks at width 3072, 1.13 G parameters, and loads the file strictly, so the file
+    must hold all 60. A smaller file dtype does not help: `BlockWiseControlBlock` ignores the dtype and
+    device it is given, so the blocks are float32 (4.5 GB) whatever the file holds. Measured on 0.33.0
+    (CPU): writing the 60-block file took 17 s to build and 26 s to save (4.5 GB), the node's load 8 s,
+    peak resident memory 9.7 GB: too much for a CI test. So this is its code path
+    (`QwenImageBlockWiseControlNet` with manual-cast ops, the file's dtype, a strict load, a
+    ModelPatcher) at the depth the one-block Qwen-Image uses."""
     import comfy.model_management
     import comfy.model_patcher
     import comfy.ops
@@ -222,3 +226,38 @@ def test_diffsynth_tiles_get_their_crop_of_the_hint_and_mask(diffsynth):
     zero = torch.zeros(H, W, dtype=torch.bool)
     zero[:, :4] = True
     assert float((out - lat)[..., zero].abs().max()) <= 1e-5
+
+
+def test_the_qwen_image_retouch_example_path_runs_diffsynth_under_the_tiled_hook(diffsynth):
+    """What example_workflows/qwen_image_retouch_diffsynth_inpaint.json does, with the tests' tiny models
+    (Qwen-Image, the DiffSynth inpaint patch, the Wan 2.1 VAE; the text encoder's shapes stand in for
+    Qwen2.5-VL), node by node: VAEEncode, QwenImageDiffsynthControlnet on the photo and its mask,
+    SoluneTiledImg2Img (tiled_model on, the mask as denoise_mask), KSampler at denoise 1.0, VAEDecode.
+    The sampled latent keeps the photo's latent where the scale is 0 and changes under the mask."""
+    from comfy_extras.nodes_model_patch import QwenImageDiffsynthControlnet
+    from comfy_families_2026 import conditioning
+
+    import nodes
+    from solune.nodes.tiled_img2img import SoluneTiledImg2Img
+
+    model, patch, vae = diffsynth
+    H, W = 64, 128
+    photo = torch.rand(1, H, W, 3, generator=torch.Generator().manual_seed(3))
+    mask = torch.zeros(1, H, W)
+    mask[:, :, 96:] = 1.0
+    with torch.no_grad():
+        (lat,) = nodes.VAEEncode().encode(vae, photo)
+        controlled = QwenImageDiffsynthControlnet().diffsynth_controlnet(model, patch, vae, photo, 1.0, mask=mask)[0]
+        hooked, _, scale = SoluneTiledImg2Img.execute(
+            model=controlled, latent=lat, denoise_mask=mask, min_denoise=0.0, max_denoise=1.0, scale_mode="mask",
+            tile_width=48, tile_height=64, overlap=16, tiled_model=True, mode="blend",
+        ).result  # fmt: skip
+        pos, neg = conditioning("qwen_image")
+        (out,) = nodes.common_ksampler(hooked, 7, 2, 2.5, "euler", "simple", pos, neg, lat, denoise=1.0)
+        (picture,) = nodes.VAEDecode().decode(vae, out)
+    sampled, original = out["samples"].reshape(lat["samples"].shape), lat["samples"]
+    s = scale[0] if tuple(scale.shape[-2:]) == (H // 8, W // 8) else scale[0, ::8, ::8]  # latent cells
+    zero = s == 0
+    assert zero.any() and float((sampled - original)[..., zero].abs().max()) <= 1e-5  # the photo's latent
+    assert not torch.equal(sampled[..., -2:], original[..., -2:])  # under the mask: made anew
+    assert picture.reshape(-1, H, W, 3).shape[1:] == photo.shape[1:]
