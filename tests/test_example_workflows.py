@@ -407,6 +407,7 @@ def test_the_tests_checkpoint_loads_as_the_separate_files_do(comfy_server):
     assert type(vae.first_stage_model).__name__ == "TAESD"
 
 
+@pytest.mark.comfyui
 def test_the_running_comfyuis_snapshot_matches_it_and_converts_to_the_shipped_twins(comfy_server):
     version = comfy_server.get("/system_stats")["system"]["comfyui_version"]
     live = comfy_server.get("/object_info")
