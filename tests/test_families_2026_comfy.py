@@ -1,6 +1,6 @@
-"""Tier 2, in process: SoluneTiledImg2Img on the families ComfyUI runs from 0.33 on (Qwen-Image, Flux.2,
-HunyuanImage 2.1) and SD3.5, each in its real ComfyUI architecture (random weights,
-loaded by the stock loader), whole-image and tile by tile, both modes, with area and mask
+"""Tier 2, in process: SoluneTiledImg2Img on the families people refine with in 2026 (Qwen-Image, Flux.2,
+HunyuanImage 2.1, Chroma, Lumina 2, Z-Image, Kandinsky 5 image) and SD3.5, each in its real ComfyUI
+architecture (random weights, loaded by the stock loader), whole-image and tile by tile, both modes, with area and mask
 conditioning: scale 0 returns the original, scale 1 whole-image is the stock sampler bit for bit,
 every tile call is the model on that tile's crop (the crop's own positions, as ComfyUI gives a
 picture of that size), tiles at scale 0 never reach the model.
@@ -8,7 +8,8 @@ picture of that size), tiles at scale 0 never reach the model.
 The families are parametrized from what the installed ComfyUI has (probed: its
 `comfy.supported_models` class); `test_a_2026_comfyui_has_every_2026_family` makes a family missing
 from a ComfyUI of the 0.33 era (probed apart from the families) visible. 0.3.64 already has
-Qwen-Image, HunyuanImage 2.1 and SD3.5, so those run on both versions. Qwen-Image is
+Qwen-Image, HunyuanImage 2.1, SD3.5, Chroma and Lumina 2, so those run on both versions (Flux.2,
+Z-Image and Kandinsky 5 are not parametrized there: nothing is skipped). Qwen-Image is
 sampled with a frame axis on 0.33 ([B, C, 1, H, W]): it is tested with the user's LATENT both 4-D
 and 5-D.
 """
