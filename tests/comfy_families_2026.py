@@ -275,6 +275,9 @@ def kandinsky5_image_state_dict(seed: int = 0) -> dict:
     return _bf16_weights(default_init(net, seed))
 
 
+GEMMA_MASK = torch.ones(1, 8, dtype=torch.int64)  # Gemma 2's token mask for 8 unpadded tokens
+
+
 @dataclass(frozen=True)
 class Family:
     """One family: the ComfyUI class that must detect it, its builder, and its conditioning shapes."""
@@ -300,8 +303,10 @@ FAMILIES_2026 = {
         Family("sd35", "SD3", sd35_state_dict, 16, 8, 8, 4096, pooled=2048),
         # cfg 1 (no negative batch) for the two whose calls cost most on a CPU: Z-Image Turbo runs so,
         # Chroma's fixed-size guidance approximator alone is ~0.2 TFLOP per image per call
-        Family("chroma", "Chroma", chroma_state_dict, 16, 8, 8, 4096, cfg=1.0),
-        Family("lumina2", "Lumina2", lumina2_state_dict, 16, 8, 8, 2304),
+        # T5 gives no pooled output (CLIPTextEncode passes None; 0.3.64's Chroma reads the key)
+        Family("chroma", "Chroma", chroma_state_dict, 16, 8, 8, 4096, extra={"pooled_output": None}, cfg=1.0),
+        # Gemma 2's token mask, all ones for one unpadded prompt (0.3.64 counts the tokens from it)
+        Family("lumina2", "Lumina2", lumina2_state_dict, 16, 8, 8, 2304, extra={"attention_mask": GEMMA_MASK}),
         Family("z_image", "ZImage", z_image_state_dict, 16, 8, 8, 2560, cfg=1.0),
         Family("kandinsky5_image", "Kandinsky5Image", kandinsky5_image_state_dict, 16, 8, 8, 3584, pooled=768),
     )
