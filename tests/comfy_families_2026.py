@@ -1,24 +1,44 @@
 """Tier-2 test models of the families people refine with in 2026 (Qwen-Image, Flux.2, HunyuanImage
-2.1) and of SD3.5, each built with ComfyUI's own class at the smallest size its
-`model_detection` still recognises, PyTorch's default init (`comfy_families.default_init`), written
-as .safetensors and loaded by the stock loader (what UNETLoader does).
+2.1, Chroma, Lumina 2, Z-Image, Kandinsky 5 image) and of SD3.5, each built with ComfyUI's own class
+at the smallest size its `model_detection` still recognises, PyTorch's default init
+(`comfy_families.default_init`), written as .safetensors and loaded by the stock loader (what
+UNETLoader does).
 
-Widths are what detection fixes; where it reads them off the weights, the smallest that builds:
+Widths are what detection fixes; where it reads them off the weights, the smallest that builds.
+Parameter counts are ComfyUI 0.33.0's; "bf16" files are loaded into a float32 model on the CPU.
 
 - qwen_image: `QwenImageTransformer2DModel`, one block; detection reads only the input width and
-  the depth, so the block is full width (24 heads x 128, text 3584): the one large model here (~1.4 GB).
+  the depth, so the block is full width (24 heads x 128, text 3584) (~1.4 GB).
 - flux2: `comfy.ldm.flux.model.Flux` with Flux.2's fixed settings (global modulation, 4 rope axes
   of 32, 128 latent channels, patch 1), hidden 128 = one head, one double and one single block,
   text 7680 (Flux.2 klein's Qwen3-4B, three layers stacked), no guidance embedding (klein).
 - hunyuan_image21: `comfy.ldm.hunyuan_video.model.HunyuanVideo` with a 2-D patch (HunyuanImage 2.1's
   64-channel latent at 1/32 of the pixels), hidden 128 = one head, one double and one single block.
-
-Not here: Lumina 2 and Z-Image (NextDiT): detection fixes their width (2304 / 3840) and the class
-always builds two refiner blocks per stream, so one layer is 5 full blocks (0.33's Lumina 2 ffn
-alone is 36864 wide: ~1.3 G parameters; Z-Image ~0.9 G): too large for a CPU test. HiDream:
-detection fixes 16 + 32 mixture-of-experts blocks at width 2560 (~17 G parameters).
 - sd35: an MMDiT-X (SD3.5 Medium: RMS q/k norm, the x-block self-attention) of depth 1; ComfyUI
   runs it as its SD3 family (there is no separate class), on every version.
+- chroma: `comfy.ldm.chroma.model.Chroma`, one double and one single block. Detection reads the
+  width off the weights but fixes the distilled-guidance approximator (5 layers of 5120, run on 344
+  index tokens per call, whatever the picture) and its output, 3072, which every block's modulation
+  takes: so the blocks are 3072 wide too. 631 M parameters, 278 M of them the approximator; bf16
+  file 1.26 GB.
+- lumina2: `comfy.ldm.lumina.model.NextDiT` at the width detection maps to Lumina 2 (2304, 24 query /
+  8 key-value heads; any other width but Z-Image's gets NextDiT's defaults, 32 heads of 128, i.e.
+  4096 wide), one joint layer plus the two noise- and two context-refiner blocks the class always
+  builds (the refiners attend within the picture or the text only: without a joint layer the
+  prompt would not reach the picture): 427 M parameters, bf16 file 0.85 GB.
+- z_image: the same class at Z-Image's pinned width 3840 (30 heads), its modulation and pad tokens,
+  one joint layer and the four refiner blocks: 909 M parameters, bf16 file 1.8 GB, 3.6 GB in
+  memory once loaded (peak ~6 GB in the loading process, file and model together).
+- kandinsky5_image: `comfy.ldm.kandinsky5.model.Kandinsky5` at the lite image model's pinned width
+  2560 (20 heads of 128) and visual input 64 (16 channels x 2 x 2); detection reads the feed-forward
+  and time widths off the weights, so they are 256 and 64 here; one text and one visual block:
+  94 M parameters.
+
+Not here, measured on 0.33.0 (parameters counted on the meta device, nothing allocated):
+- HiDream: detection fixes 16 double + 32 single mixture-of-experts blocks at width 2560 and reads
+  no depth off the weights: 17.1 G parameters (68 GB in float32).
+- Ernie-Image: detection returns only the family name, so the class's defaults (36 layers of 4096,
+  feed-forward 12288) are built whatever the file holds: 8.0 G parameters (32 GB in float32).
 
 Latent sizes per family come from its latent format (channels, pixels per latent unit).
 """
@@ -123,6 +143,141 @@ def sd35_state_dict(seed: int = 0) -> dict:
     return _state_dict(mmdit_pos_embed(default_init(net, seed)))
 
 
+def _bf16_weights(module: torch.nn.Module) -> dict:
+    """The module's weights as written (bf16, as these families' checkpoints ship), without a second
+    fp32 copy: the large builders below build in bf16 and hand their tensors over as they are."""
+    return {k: v.detach().to(torch.bfloat16).contiguous() for k, v in module.state_dict().items()}
+
+
+def _known(cls_or_fields, config: dict) -> dict:
+    """`config` less the keys the installed class does not take (older versions lack some)."""
+    return {k: v for k, v in config.items() if k in cls_or_fields}
+
+
+CHROMA = {
+    "in_channels": 64,
+    "out_channels": 64,
+    "context_in_dim": 4096,
+    "hidden_size": 3072,
+    "mlp_ratio": 4.0,
+    "num_heads": 24,
+    "depth": 1,
+    "depth_single_blocks": 1,
+    "axes_dim": [16, 56, 56],
+    "theta": 10000,
+    "patch_size": 2,
+    "qkv_bias": True,
+    "in_dim": 64,
+    "out_dim": 3072,
+    "hidden_dim": 5120,
+    "n_layers": 5,
+    "txt_ids_dims": [],
+    "vec_in_dim": None,
+}
+
+
+def chroma_state_dict(seed: int = 0) -> dict:
+    """Chroma: Flux's blocks without per-block modulation, fed by the distilled-guidance approximator."""
+    import dataclasses
+
+    import comfy.ops
+    from comfy.ldm.chroma.model import Chroma, ChromaParams
+
+    config = _known({f.name for f in dataclasses.fields(ChromaParams)}, CHROMA)
+    net = Chroma(dtype=torch.bfloat16, device="cpu", operations=comfy.ops.disable_weight_init, **config)
+    return _bf16_weights(default_init(net, seed))
+
+
+LUMINA2 = {
+    "patch_size": 2,
+    "in_channels": 16,
+    "dim": 2304,
+    "n_layers": 1,
+    "n_heads": 24,
+    "n_kv_heads": 8,
+    "qk_norm": True,
+    "cap_feat_dim": 2304,
+    "axes_dims": [32, 32, 32],
+    "axes_lens": [300, 512, 512],
+}
+#: what 0.33-era detection adds for Lumina 2 (its NextDiT takes `rope_theta`; 0.3.64's builds the same
+#: 4 x dim feed-forward from its own defaults and has no such argument)
+LUMINA2_RECENT = {"rope_theta": 10000.0, "ffn_dim_multiplier": 4.0}
+
+Z_IMAGE = {
+    "patch_size": 2,
+    "in_channels": 16,
+    "dim": 3840,
+    "n_layers": 1,
+    "n_heads": 30,
+    "n_kv_heads": 30,
+    "qk_norm": True,
+    "cap_feat_dim": 2560,
+    "axes_dims": [32, 48, 48],
+    "axes_lens": [1536, 512, 512],
+    "rope_theta": 256.0,
+    "ffn_dim_multiplier": 8.0 / 3.0,
+    "z_image_modulation": True,
+    "time_scale": 1000.0,
+    "pad_tokens_multiple": 32,
+}
+
+
+def _next_dit(config: dict, seed: int) -> dict:
+    import comfy.ops
+    from comfy.ldm.lumina.model import NextDiT
+
+    net = NextDiT(dtype=torch.bfloat16, device="cpu", operations=comfy.ops.disable_weight_init, **config)
+    return _bf16_weights(default_init(net, seed))
+
+
+def lumina2_state_dict(seed: int = 0) -> dict:
+    """Lumina 2 (NextDiT at width 2304, grouped-query attention 24/8 heads): one joint layer, and the
+    two noise- and two context-refiner blocks the class always builds."""
+    import inspect
+
+    from comfy.ldm.lumina.model import NextDiT
+
+    recent = "rope_theta" in inspect.signature(NextDiT.__init__).parameters
+    return _next_dit({**LUMINA2, **(LUMINA2_RECENT if recent else {})}, seed)
+
+
+def z_image_state_dict(seed: int = 0) -> dict:
+    """Z-Image (NextDiT at width 3840, 30 heads, Z-Image's modulation and pad tokens): one joint layer
+    and the four refiner blocks."""
+    return _next_dit(Z_IMAGE, seed)
+
+
+KANDINSKY5_IMAGE = {
+    "in_visual_dim": 16,
+    "out_visual_dim": 16,
+    "in_text_dim": 3584,
+    "in_text_dim2": 768,
+    "time_dim": 64,
+    "model_dim": 2560,
+    "ff_dim": 256,
+    "visual_embed_dim": 64,
+    "patch_size": (1, 2, 2),
+    "num_text_blocks": 1,
+    "num_visual_blocks": 1,
+    "axes_dims": (32, 48, 48),
+    "rope_scale_factor": (1.0, 1.0, 1.0),
+}
+
+
+def kandinsky5_image_state_dict(seed: int = 0) -> dict:
+    """Kandinsky 5 image (lite): width 2560 (20 heads of 128), one text and one visual block;
+    detection reads the feed-forward and time widths off the weights, so those are narrow here."""
+    import comfy.ops
+    from comfy.ldm.kandinsky5.model import Kandinsky5
+
+    net = Kandinsky5(dtype=torch.bfloat16, device="cpu", operations=comfy.ops.disable_weight_init, **KANDINSKY5_IMAGE)
+    return _bf16_weights(default_init(net, seed))
+
+
+GEMMA_MASK = torch.ones(1, 8, dtype=torch.int64)  # Gemma 2's token mask for 8 unpadded tokens
+
+
 @dataclass(frozen=True)
 class Family:
     """One family: the ComfyUI class that must detect it, its builder, and its conditioning shapes."""
@@ -146,10 +301,19 @@ FAMILIES_2026 = {
         Family("flux2", "Flux2", flux2_state_dict, 128, 16, 8, 7680, cfg=1.0),
         Family("hunyuan_image21", "HunyuanImage21", hunyuan_image21_state_dict, 64, 32, 8, 3584, cfg=1.0),
         Family("sd35", "SD3", sd35_state_dict, 16, 8, 8, 4096, pooled=2048),
+        # cfg 1 (no negative batch) for the two whose calls cost most on a CPU: Z-Image Turbo runs so,
+        # Chroma's fixed-size guidance approximator alone is ~0.2 TFLOP per image per call
+        # T5 gives no pooled output (CLIPTextEncode passes None; 0.3.64's Chroma reads the key)
+        Family("chroma", "Chroma", chroma_state_dict, 16, 8, 8, 4096, extra={"pooled_output": None}, cfg=1.0),
+        # Gemma 2's token mask, all ones for one unpadded prompt (0.3.64 counts the tokens from it)
+        Family("lumina2", "Lumina2", lumina2_state_dict, 16, 8, 8, 2304, extra={"attention_mask": GEMMA_MASK}),
+        Family("z_image", "ZImage", z_image_state_dict, 16, 8, 8, 2560, cfg=1.0),
+        Family("kandinsky5_image", "Kandinsky5Image", kandinsky5_image_state_dict, 16, 8, 8, 3584, pooled=768),
     )
 }
-#: the families that need a ComfyUI newer than 0.3.64 (0.3.64 already has QwenImage, Lumina2, HunyuanImage21, SD3)
-NEW_FAMILIES = ["flux2"]
+#: the families that need a ComfyUI newer than 0.3.64 (0.3.64 already has QwenImage, HunyuanImage21, SD3,
+#: Chroma and Lumina2)
+NEW_FAMILIES = ["flux2", "z_image", "kandinsky5_image"]
 
 
 def comfyui_of_2026() -> bool:

@@ -1,8 +1,9 @@
 """Tier 2, through ComfyUI's HTTP API: one run per 2026 family the installed ComfyUI has (Qwen-Image,
-Flux.2, HunyuanImage 2.1, SD3.5), loaded by UNETLoader from the files the tests write, with a
-test-only conditioning node standing in for the text encoders, through SoluneTiledImg2Img and
-KSampler: scale 0 returns the latent (tiled), scale 1 whole-image equals the stock KSampler bit for
-bit, and a tiled run with mixed scales keeps its scale-0 region and changes the rest."""
+Flux.2, HunyuanImage 2.1, SD3.5, Chroma, Lumina 2, Z-Image, Kandinsky 5 image), loaded by UNETLoader
+from the files the tests write, with a test-only conditioning node standing in for the text encoders,
+through SoluneTiledImg2Img and KSampler: scale 0 returns the latent (tiled), scale 1 whole-image
+equals the stock KSampler bit for bit, and a tiled run with mixed scales keeps its scale-0 region and
+changes the rest."""
 
 from __future__ import annotations
 
