@@ -51,6 +51,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench_peers
 from bench_peers import REPO, SIZE, measure, px, start_server
 
 log = logging.getLogger(__name__)
@@ -59,22 +60,11 @@ MASKS = ("no mask", "kept 0.75", "kept 0.5", "kept 0.25", "two corners")
 PIPELINES = ("stock", "Solune Refine", "hook + Stitch", "Crop & Stitch")
 UPSCALE = ("stock 2×", "Solune Refine 2×", "Ultimate SD Upscale 2×")
 
-TILING = {
-    "min_denoise": 0.0,
-    "max_denoise": 1.0,
-    "layout": "grid",
+TILING = {  # bench_peers' tile settings, with a per-pixel scale (kept pixels exact) at this bench's tiles
+    **bench_peers.TILING,
     "scale_mode": "pixel",
     "tile_width": 512,
     "tile_height": 512,
-    "overlap": 64,
-    "falloff": "cosine",
-    "min_tile": 256,
-    "max_tile": 1024,
-    "threshold": 0.02,
-    "criterion": "variance",
-    "mode": "blend",
-    "tiled_model": True,
-    "tile_batch_size": 4,
 }
 UNIFORM = {"scale_mode": "uniform", "min_denoise": 1.0, "max_denoise": 1.0}
 
