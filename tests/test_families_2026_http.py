@@ -13,6 +13,7 @@ import pytest
 import torch
 from comfy_families_2026 import FAMILIES_2026, installed_families, latent, model_file
 from comfy_harness import ComfyServer, load_output_latent, locate_comfyui
+from test_families_http import TILING
 
 pytestmark = pytest.mark.comfyui
 
@@ -21,24 +22,9 @@ H, W = 8, 16  # latent size
 
 
 def tiling(name):
+    """test_families_http's tile settings: one row of tiles 6 × 8 latent cells, overlap 2, at the family's scale."""
     d = FAMILIES_2026[name].downscale
-    return {
-        "min_denoise": 0.0,
-        "max_denoise": 1.0,
-        "layout": "grid",
-        "scale_mode": "uniform",
-        "tile_width": 6 * d,
-        "tile_height": 8 * d,
-        "overlap": 2 * d,
-        "falloff": "cosine",
-        "min_tile": 32,
-        "max_tile": 128,
-        "threshold": 0.02,
-        "criterion": "variance",
-        "mode": "blend",
-        "tiled_model": True,
-        "tile_batch_size": 3,
-    }
+    return {**TILING, "tile_width": 6 * d, "tile_height": 8 * d, "overlap": 2 * d}
 
 
 @pytest.fixture(scope="module")
