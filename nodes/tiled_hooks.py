@@ -24,7 +24,7 @@ stack):
    ControlNets are deferred (`nodes/tiled_control.py`), so each tile batch gets its control from the
    ControlNet run on its own crop of the input and of the hint. An edit model's reference latents
    (`ReferenceLatent`) the size of the sampled latent are cropped to each tile; others pass whole;
-   DiffSynth model-patch ControlNets get their hint's crop (`nodes/tiled_model_patches.py`).
+   DiffSynth and Z-Image Fun model-patch ControlNets get their pictures' crops (`nodes/tiled_model_patches.py`).
 
 The per-evaluation maths is `samplers.tiled.TiledRun` (pure torch, tested without ComfyUI): it
 decides what is active from CPU data (strength mode: after one host read of σ per evaluation, in
