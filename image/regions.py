@@ -31,8 +31,9 @@ from ..samplers.tiled.settings import MODES
 from ..samplers.tiled.windows import cover
 from ..tiling import Tile, overlap_bands, tile_window
 
-#: VAE tile side, latent units (512 pixels for an 8× VAE: what ComfyUI's own tiled passes use)
-VAE_TILE = 64
+#: largest VAE tile side written, latent units (1024 pixels for an 8× VAE: a 1024² picture, or any region of
+#: it, is one pass, as ComfyUI's whole-image VAEDecode makes it; larger ones are cut, so memory stays bounded)
+VAE_TILE = 128
 #: overlap of neighbouring VAE tiles, latent units: their outputs are feathered across it (no seam)
 VAE_OVERLAP = 8
 #: context each encoder tile reads around what it writes, latent units (64 pixels for an 8× VAE)
@@ -125,6 +126,9 @@ class VaePass:
 def vae_pass(needed: torch.Tensor, *, tile: int = VAE_TILE, overlap: int = VAE_OVERLAP, context: int = 0) -> VaePass:
     """Tiles (each at most `tile` × `tile` cells) that write every cell of `needed` and read `context` more.
 
+    The tiles cover `needed` closely (two far-apart regions are two small tiles); where one tile over its
+    bounding box would fit and read no more than they do (context and overlaps counted), that one tile.
+
     Args:
         needed: CPU bool [h, w]: the cells the pass must produce.
         tile: Largest tile side written, latent units.
@@ -138,9 +142,16 @@ def vae_pass(needed: torch.Tensor, *, tile: int = VAE_TILE, overlap: int = VAE_O
     if needed.dim() != 2 or needed.dtype != torch.bool:
         raise ValueError(f"needed must be a bool map [h, w]; got {needed.dtype} of shape {tuple(needed.shape)}")
     h, w = needed.shape
-    writes = tuple(cover(needed.cpu(), tile, tile, overlap)) if bool(needed.any()) else ()
-    reads = tuple(_grown(t, context, h, w) for t in writes)
-    return VaePass(h, w, writes, reads)
+    if not bool(needed.any()):
+        return VaePass(h, w, (), ())
+    needed = needed.cpu()
+    writes = tuple(cover(needed, tile, tile, overlap))
+    ys, xs = torch.nonzero(needed, as_tuple=True)
+    box = Tile(int(ys.min()), int(xs.min()), int(ys.max()) - int(ys.min()) + 1, int(xs.max()) - int(xs.min()) + 1)
+    if len(writes) > 1 and box.h <= tile and box.w <= tile:  # one tile over it all, where that reads less
+        if _grown(box, context, h, w).area <= sum(_grown(t, context, h, w).area for t in writes):
+            writes = (box,)
+    return VaePass(h, w, writes, tuple(_grown(t, context, h, w) for t in writes))
 
 
 def changed_cells(scale: torch.Tensor, downscale: int) -> torch.Tensor:

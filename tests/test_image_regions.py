@@ -24,6 +24,7 @@ from solune.image import (
     vae_pass,
 )
 from solune.samplers.tiled import PreserveState, TiledRun, TileSettings, make_plan
+from solune.tiling import Tile
 
 D = 8  # pixels per latent cell
 
@@ -293,3 +294,17 @@ def test_the_encode_covers_what_the_model_and_the_decoder_read_and_a_refine_read
     # where the decoder writes, its input was encoded exactly as a whole-image pass would
     written = decode.write_map().repeat_interleave(D, 0).repeat_interleave(D, 1)
     assert torch.equal(decoded[:, written], decode_nearest(encode_pool(pixels))[:, written])
+
+
+def test_one_tile_over_the_bounding_box_replaces_a_cover_that_would_read_more():
+    """An L of three quarters of a 64² latent: covered closely, its tiles' contexts and overlaps read more
+    than the whole latent; one tile over its bounding box (the whole latent) reads it once."""
+    needed = torch.ones(64, 64, dtype=torch.bool)
+    needed[32:, 32:] = False
+    close = vae_pass(needed, tile=63, overlap=8, context=8)  # the bounding box does not fit: the close cover
+    assert len(close) > 1 and close.read_area() > 64 * 64
+    p = vae_pass(needed, tile=64, overlap=8, context=8)
+    assert p.writes == (Tile(0, 0, 64, 64),) and p.read_area() == 64 * 64
+    # two far corners: the close cover reads far less than their bounding box, and is kept
+    corners = vae_pass(two_regions(), tile=64, overlap=4, context=3)
+    assert len(corners) == 2 and corners.read_area() < 0.1 * 48 * 64
