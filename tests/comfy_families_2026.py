@@ -45,7 +45,9 @@ Latent sizes per family come from its latent format (channels, pixels per latent
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from comfy_families import _state_dict, default_init, mmdit_pos_embed
@@ -275,6 +277,81 @@ def kandinsky5_image_state_dict(seed: int = 0) -> dict:
     return _bf16_weights(default_init(net, seed))
 
 
+#: HiDream (I1) reduced: one double- and one single-stream mixture-of-experts block (4 routed experts, 2
+#: active, as the real model), one head of 128 (the rope axes [64, 32, 32] fix the head width); the
+#: real text widths: T5-XXL context 4096, Llama 3.1 8B's 32 hidden layers of 4096, pooled CLIP-L +
+#: CLIP-G 2048; `llama_layers` the layers the real model's first double and first single block read
+HIDREAM = {
+    "image_model": "hidream",
+    "patch_size": 2,
+    "in_channels": 16,
+    "out_channels": 16,
+    "num_layers": 1,
+    "num_single_layers": 1,
+    "attention_head_dim": 128,
+    "num_attention_heads": 1,
+    "caption_channels": [4096, 4096],
+    "text_emb_dim": 2048,
+    "num_routed_experts": 4,
+    "num_activated_experts": 2,
+    "axes_dims_rope": [64, 32, 32],
+    "max_resolution": [128, 128],
+    "llama_layers": [0, 16],
+}
+
+#: Ernie-Image reduced: one layer of one head of 128 (the rope axes (32, 48, 48) fix the head width),
+#: feed-forward 3 x width as the real 12288 / 4096; the real text width (Ministral 3 3B, 3072), the
+#: real 128-channel Flux.2 latent at patch 1
+ERNIE_IMAGE = {
+    "image_model": "ernie",
+    "hidden_size": 128,
+    "num_attention_heads": 1,
+    "num_layers": 1,
+    "ffn_hidden_size": 384,
+    "in_channels": 128,
+    "out_channels": 128,
+    "patch_size": 1,
+    "text_in_dim": 3072,
+    "rope_theta": 256,
+    "rope_axes_dim": [32, 48, 48],
+}
+
+
+def _reduced(net_class, config: dict, seed: int):
+    """(state dict, metadata naming the reduced config) of `net_class` built at `config`."""
+    import json
+
+    import comfy.ops
+
+    kw = {k: v for k, v in config.items() if k != "image_model"}
+    net = net_class(dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init, **kw)
+    return _state_dict(default_init(net, seed)), {reduced_loader().CONFIG_KEY: json.dumps(config)}
+
+
+@functools.cache
+def reduced_loader():
+    """The test-only loader node's module (tests/fixtures/reduced_model_loader), imported from its file."""
+    import importlib.util
+
+    path = Path(__file__).parent / "fixtures" / "reduced_model_loader" / "__init__.py"
+    spec = importlib.util.spec_from_file_location("solune_test_reduced_model_loader", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def hidream_state_dict(seed: int = 0):
+    from comfy.ldm.hidream.model import HiDreamImageTransformer2DModel
+
+    return _reduced(HiDreamImageTransformer2DModel, HIDREAM, seed)
+
+
+def ernie_image_state_dict(seed: int = 0):
+    from comfy.ldm.ernie.model import ErnieImageModel
+
+    return _reduced(ErnieImageModel, ERNIE_IMAGE, seed)
+
+
 GEMMA_MASK = torch.ones(1, 8, dtype=torch.int64)  # Gemma 2's token mask for 8 unpadded tokens
 
 
@@ -292,6 +369,8 @@ class Family:
     pooled: int | None = None
     extra: dict = field(default_factory=dict)  # per-cond extras (guidance, ...)
     cfg: float = 3.0
+    tensors: dict = field(default_factory=dict)  # per-cond extra tensors (name: shape), random like the context
+    reduced: bool = False  # built below detection's fixed size: loaded by the test-only loader, not UNETLoader
 
 
 FAMILIES_2026 = {
@@ -309,11 +388,21 @@ FAMILIES_2026 = {
         Family("lumina2", "Lumina2", lumina2_state_dict, 16, 8, 8, 2304, extra={"attention_mask": GEMMA_MASK}),
         Family("z_image", "ZImage", z_image_state_dict, 16, 8, 8, 2560, cfg=1.0),
         Family("kandinsky5_image", "Kandinsky5Image", kandinsky5_image_state_dict, 16, 8, 8, 3584, pooled=768),
+        # T5-XXL context, CLIP-L + CLIP-G pooled, and Llama 3.1 8B's 32 hidden layers (`conditioning_llama3`)
+        Family(
+            "hidream", "HiDream", hidream_state_dict, 16, 8, 8, 4096, pooled=2048,
+            tensors={"conditioning_llama3": (1, 32, 8, 4096)}, reduced=True,
+        ),  # fmt: skip
+        # Ministral 3 3B's hidden states and its token mask (ComfyUI's Ernie text encoder returns it)
+        Family(
+            "ernie_image", "ErnieImage", ernie_image_state_dict, 128, 16, 8, 3072,
+            extra={"attention_mask": GEMMA_MASK}, reduced=True,
+        ),  # fmt: skip
     )
 }
 #: the families that need a ComfyUI newer than 0.3.64 (0.3.64 already has QwenImage, HunyuanImage21, SD3,
-#: Chroma and Lumina2)
-NEW_FAMILIES = ["flux2", "z_image", "kandinsky5_image"]
+#: Chroma, Lumina2 and HiDream)
+NEW_FAMILIES = ["flux2", "z_image", "kandinsky5_image", "ernie_image"]
 
 
 def comfyui_of_2026() -> bool:
@@ -344,10 +433,25 @@ def model_file(root, name: str):
     """The family's .safetensors file in folder `root`, written on first use."""
     from comfy_families import save
 
+    f = FAMILIES_2026[name]
     path = root / f"tiny_{name}.safetensors"
     if not path.exists():
-        save(FAMILIES_2026[name].build(), path)
+        if f.reduced:  # the reduced config goes into the file's metadata, for the test-only loader
+            state_dict, metadata = f.build()
+            save(state_dict, path, metadata)
+        else:
+            save(f.build(), path)
     return path
+
+
+def load_model(path, name: str):
+    """The family's file loaded as a workflow loads it: UNETLoader's `comfy.sd.load_diffusion_model`, or
+    for a reduced family the test-only loader (ComfyUI's loading steps with the reduced config)."""
+    if FAMILIES_2026[name].reduced:
+        return reduced_loader().load_reduced(path)
+    import comfy.sd
+
+    return comfy.sd.load_diffusion_model(str(path))
 
 
 def conditioning(name: str, seed: int = 0):
@@ -359,6 +463,8 @@ def conditioning(name: str, seed: int = 0):
         extra = dict(f.extra)
         if f.pooled is not None:
             extra["pooled_output"] = torch.randn(1, f.pooled, generator=g) * scale
+        for key, shape in f.tensors.items():
+            extra[key] = torch.randn(*shape, generator=g) * scale
         out.append([[torch.randn(1, f.tokens, f.context, generator=g) * scale, extra]])
     return out[0], out[1]
 

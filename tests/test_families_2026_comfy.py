@@ -25,6 +25,7 @@ from comfy_families_2026 import (
     conditioning,
     installed_families,
     latent,
+    load_model,
     model_file,
 )
 from families_helpers import CallRecorder, sample
@@ -60,13 +61,12 @@ def _release_models():
 
 
 def load(files2026, name):
-    """The family's file (written on first use) loaded as UNETLoader loads it."""
+    """The family's file (written on first use) loaded as UNETLoader loads it (a reduced family: as the
+    test-only loader does, `comfy_families_2026.load_model`)."""
     if name not in _LOADED:
-        import comfy.sd
-
         path = model_file(files2026, name)
         _LOADED.clear()  # one large model in memory at a time
-        _LOADED[name] = comfy.sd.load_diffusion_model(str(path))
+        _LOADED[name] = load_model(path, name)
     return _LOADED[name]
 
 
