@@ -353,6 +353,8 @@ def ernie_image_state_dict(seed: int = 0):
 
 
 GEMMA_MASK = torch.ones(1, 8, dtype=torch.int64)  # Gemma 2's token mask for 8 unpadded tokens
+MASK = {"attention_mask": GEMMA_MASK}  # a text encoder's token mask, 8 unpadded tokens (Ministral 3's alike)
+LLAMA3 = {"conditioning_llama3": (1, 32, 8, 4096)}  # HiDream: Llama 3.1 8B's 32 hidden layers of 8 tokens
 
 
 @dataclass(frozen=True)
@@ -389,15 +391,9 @@ FAMILIES_2026 = {
         Family("z_image", "ZImage", z_image_state_dict, 16, 8, 8, 2560, cfg=1.0),
         Family("kandinsky5_image", "Kandinsky5Image", kandinsky5_image_state_dict, 16, 8, 8, 3584, pooled=768),
         # T5-XXL context, CLIP-L + CLIP-G pooled, and Llama 3.1 8B's 32 hidden layers (`conditioning_llama3`)
-        Family(
-            "hidream", "HiDream", hidream_state_dict, 16, 8, 8, 4096, pooled=2048,
-            tensors={"conditioning_llama3": (1, 32, 8, 4096)}, reduced=True,
-        ),  # fmt: skip
+        Family("hidream", "HiDream", hidream_state_dict, 16, 8, 8, 4096, pooled=2048, tensors=LLAMA3, reduced=True),
         # Ministral 3 3B's hidden states and its token mask (ComfyUI's Ernie text encoder returns it)
-        Family(
-            "ernie_image", "ErnieImage", ernie_image_state_dict, 128, 16, 8, 3072,
-            extra={"attention_mask": GEMMA_MASK}, reduced=True,
-        ),  # fmt: skip
+        Family("ernie_image", "ErnieImage", ernie_image_state_dict, 128, 16, 8, 3072, extra=MASK, reduced=True),
     )
 }
 #: the families that need a ComfyUI newer than 0.3.64 (0.3.64 already has QwenImage, HunyuanImage21, SD3,
