@@ -107,6 +107,42 @@ def test_the_family_file_loads_as_the_family_with_every_weight(files2026, name):
     assert all(torch.equal(written[k].to(p.dtype), p.detach()) for k, p in params.items())
 
 
+REDUCED = [n for n in FAMILIES if FAMILIES_2026[n].reduced]
+
+
+@pytest.mark.parametrize("name", REDUCED)
+def test_a_reduced_family_file_is_detected_as_its_family_and_loaded_at_the_reduced_size(files2026, name):
+    """ComfyUI's detection names the family from the file but fixes a full-size architecture (counted
+    on the meta device, nothing allocated: HiDream 17.1 G, Ernie-Image 8.0 G parameters); the
+    test-only loader picks the same `supported_models` class from the reduced config in the file and
+    loads exactly the file's weights into it."""
+    import json
+
+    import comfy.model_detection
+    import comfy.ops
+    import safetensors
+    import safetensors.torch
+    from comfy_families_2026 import reduced_loader
+
+    model = load(files2026, name)
+    path = str(files2026 / f"tiny_{name}.safetensors")
+    written = safetensors.torch.load_file(path)
+    with safetensors.safe_open(path, "pt") as f:
+        config = json.loads(f.metadata()[reduced_loader().CONFIG_KEY])
+    detected = comfy.model_detection.model_config_from_unet(written, "")
+    assert type(detected).__name__ == FAMILIES_2026[name].supported == type(model.model.model_config).__name__
+    assert detected.unet_config["image_model"] == config["image_model"]
+    net = model.model.diffusion_model
+    full = type(net)(
+        **detected.unet_config, dtype=torch.float32, device="meta", operations=comfy.ops.disable_weight_init
+    )
+    assert sum(p.numel() for p in full.parameters()) > 10**9  # what UNETLoader would build
+    assert sum(p.numel() for p in net.parameters()) < 10**7
+    assert {k: model.model.model_config.unet_config[k] for k in config} == config
+    assert set(net.state_dict()) == set(written)  # no missing, no unexpected weight
+    assert all(torch.equal(written[k], v) for k, v in net.state_dict().items())
+
+
 @pytest.mark.parametrize("tiled", [False, True])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", FAMILIES)
