@@ -1,8 +1,9 @@
 """Tier-2 test models of the families people refine with in 2026 (Qwen-Image, Flux.2, HunyuanImage
-2.1, Chroma, Lumina 2, Z-Image, Kandinsky 5 image) and of SD3.5, each built with ComfyUI's own class
-at the smallest size its `model_detection` still recognises, PyTorch's default init
-(`comfy_families.default_init`), written as .safetensors and loaded by the stock loader (what
-UNETLoader does).
+2.1, Chroma, Lumina 2, Z-Image, Kandinsky 5 image, HiDream, Ernie-Image) and of SD3.5, each built with
+ComfyUI's own class at the smallest size its `model_detection` still recognises, PyTorch's default
+init (`comfy_families.default_init`), written as .safetensors and loaded by the stock loader (what
+UNETLoader does); HiDream and Ernie-Image, whose detection fixes a full-size model whatever the file
+holds, reduced and loaded through ComfyUI's loading steps with the reduced config (below).
 
 Widths are what detection fixes; where it reads them off the weights, the smallest that builds.
 Parameter counts are ComfyUI 0.33.0's; "bf16" files are loaded into a float32 model on the CPU.
@@ -34,11 +35,32 @@ Parameter counts are ComfyUI 0.33.0's; "bf16" files are loaded into a float32 mo
   and time widths off the weights, so they are 256 and 64 here; one text and one visual block:
   94 M parameters.
 
-Not here, measured on 0.33.0 (parameters counted on the meta device, nothing allocated):
-- HiDream: detection fixes 16 double + 32 single mixture-of-experts blocks at width 2560 and reads
-  no depth off the weights: 17.1 G parameters (68 GB in float32).
-- Ernie-Image: detection returns only the family name, so the class's defaults (36 layers of 4096,
-  feed-forward 12288) are built whatever the file holds: 8.0 G parameters (32 GB in float32).
+Reduced below what detection builds (HiDream, Ernie-Image). ComfyUI's detection recognises these
+files (by `caption_projection.0.linear.weight`, `layers.0.mlp.linear_fc2.weight`) but reads no size
+off them, so UNETLoader (`comfy.sd.load_diffusion_model`) can only build the full model; counted on
+the meta device (nothing allocated), on 0.33.0 and 0.3.64 alike:
+- HiDream: 16 double + 32 single mixture-of-experts blocks at width 2560 (20 heads of 128):
+  17.1 G parameters (68 GB in float32).
+- Ernie-Image (0.33 era only; 0.3.64 detects no family in the file): only the family name, so the
+  class's defaults, 36 layers of 4096 with feed-forward 12288: 8.0 G parameters (32 GB in float32).
+So they are built with ComfyUI's own class at a small width and depth, PyTorch's default init, and
+written as .safetensors with the reduced config in the file's metadata; the test-only loader
+(tests/fixtures/reduced_model_loader, `load_model` here; `SoluneTestReducedModelLoader` over HTTP)
+runs ComfyUI's own loading steps on the file (supported-models class, dtypes, `get_model`,
+`load_model_weights`, `ModelPatcher`) with only detection's config replaced, after checking that
+detection names the family and that the reduced config picks the same class. Kept real: the
+latent format, channels and patch size, the per-call interface of each `model_base` class and the
+widths of the text encoders' outputs the model takes.
+- hidream: `comfy.ldm.hidream.model.HiDreamImageTransformer2DModel`, one double- and one
+  single-stream block, each with HiDream's mixture of experts (4 routed, 2 active, plus the
+  shared one), one head of 128 (the rope axes [64, 32, 32] fix the head width), 16-channel Flux
+  latent at patch 2; conditioning as HiDream's text encoders give it: T5-XXL context [1, T, 4096],
+  pooled CLIP-L + CLIP-G [1, 2048] and Llama 3.1 8B's 32 hidden layers `conditioning_llama3`
+  [1, 32, T, 4096], of which the two blocks read the layers the real model's first double and
+  first single block read (0 and 16). 4.4 M parameters.
+- ernie_image: `comfy.ldm.ernie.model.ErnieImageModel`, one layer of one head of 128 (rope axes
+  (32, 48, 48)), feed-forward 3 x width as the real model's, the 128-channel Flux.2 latent at patch 1,
+  Ministral 3 3B's context [1, T, 3072] and token mask. 0.8 M parameters.
 
 Latent sizes per family come from its latent format (channels, pixels per latent unit).
 """
