@@ -80,11 +80,11 @@ def _state_dict(module: torch.nn.Module, prefix: str = "") -> dict:
     return {prefix + k: v.detach().clone().contiguous() for k, v in module.state_dict().items()}
 
 
-def save(state_dict: dict, path: Path) -> Path:
+def save(state_dict: dict, path: Path, metadata: dict | None = None) -> Path:
     import comfy.utils
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    comfy.utils.save_torch_file(state_dict, str(path))
+    comfy.utils.save_torch_file(state_dict, str(path), metadata=metadata)
     return path
 
 

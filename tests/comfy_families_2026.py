@@ -1,8 +1,9 @@
 """Tier-2 test models of the families people refine with in 2026 (Qwen-Image, Flux.2, HunyuanImage
-2.1, Chroma, Lumina 2, Z-Image, Kandinsky 5 image) and of SD3.5, each built with ComfyUI's own class
-at the smallest size its `model_detection` still recognises, PyTorch's default init
-(`comfy_families.default_init`), written as .safetensors and loaded by the stock loader (what
-UNETLoader does).
+2.1, Chroma, Lumina 2, Z-Image, Kandinsky 5 image, HiDream, Ernie-Image) and of SD3.5, each built with
+ComfyUI's own class at the smallest size its `model_detection` still recognises, PyTorch's default
+init (`comfy_families.default_init`), written as .safetensors and loaded by the stock loader (what
+UNETLoader does); HiDream and Ernie-Image, whose detection fixes a full-size model whatever the file
+holds, reduced and loaded through ComfyUI's loading steps with the reduced config (below).
 
 Widths are what detection fixes; where it reads them off the weights, the smallest that builds.
 Parameter counts are ComfyUI 0.33.0's; "bf16" files are loaded into a float32 model on the CPU.
@@ -34,18 +35,41 @@ Parameter counts are ComfyUI 0.33.0's; "bf16" files are loaded into a float32 mo
   and time widths off the weights, so they are 256 and 64 here; one text and one visual block:
   94 M parameters.
 
-Not here, measured on 0.33.0 (parameters counted on the meta device, nothing allocated):
-- HiDream: detection fixes 16 double + 32 single mixture-of-experts blocks at width 2560 and reads
-  no depth off the weights: 17.1 G parameters (68 GB in float32).
-- Ernie-Image: detection returns only the family name, so the class's defaults (36 layers of 4096,
-  feed-forward 12288) are built whatever the file holds: 8.0 G parameters (32 GB in float32).
+Reduced below what detection builds (HiDream, Ernie-Image). ComfyUI's detection recognises these
+files (by `caption_projection.0.linear.weight`, `layers.0.mlp.linear_fc2.weight`) but reads no size
+off them, so UNETLoader (`comfy.sd.load_diffusion_model`) can only build the full model; counted on
+the meta device (nothing allocated), on 0.33.0 and 0.3.64 alike:
+- HiDream: 16 double + 32 single mixture-of-experts blocks at width 2560 (20 heads of 128):
+  17.1 G parameters (68 GB in float32).
+- Ernie-Image (0.33 era only; 0.3.64 detects no family in the file): only the family name, so the
+  class's defaults, 36 layers of 4096 with feed-forward 12288: 8.0 G parameters (32 GB in float32).
+So they are built with ComfyUI's own class at a small width and depth, PyTorch's default init, and
+written as .safetensors with the reduced config in the file's metadata; the test-only loader
+(tests/fixtures/reduced_model_loader, `load_model` here; `SoluneTestReducedModelLoader` over HTTP)
+runs ComfyUI's own loading steps on the file (supported-models class, dtypes, `get_model`,
+`load_model_weights`, `ModelPatcher`) with only detection's config replaced, after checking that
+detection names the family and that the reduced config picks the same class. Kept real: the
+latent format, channels and patch size, the per-call interface of each `model_base` class and the
+widths of the text encoders' outputs the model takes.
+- hidream: `comfy.ldm.hidream.model.HiDreamImageTransformer2DModel`, one double- and one
+  single-stream block, each with HiDream's mixture of experts (4 routed, 2 active, plus the
+  shared one), one head of 128 (the rope axes [64, 32, 32] fix the head width), 16-channel Flux
+  latent at patch 2; conditioning as HiDream's text encoders give it: T5-XXL context [1, T, 4096],
+  pooled CLIP-L + CLIP-G [1, 2048] and Llama 3.1 8B's 32 hidden layers `conditioning_llama3`
+  [1, 32, T, 4096], of which the two blocks read the layers the real model's first double and
+  first single block read (0 and 16). 4.4 M parameters.
+- ernie_image: `comfy.ldm.ernie.model.ErnieImageModel`, one layer of one head of 128 (rope axes
+  (32, 48, 48)), feed-forward 3 x width as the real model's, the 128-channel Flux.2 latent at patch 1,
+  Ministral 3 3B's context [1, T, 3072] and token mask. 0.8 M parameters.
 
 Latent sizes per family come from its latent format (channels, pixels per latent unit).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from comfy_families import _state_dict, default_init, mmdit_pos_embed
@@ -275,7 +299,84 @@ def kandinsky5_image_state_dict(seed: int = 0) -> dict:
     return _bf16_weights(default_init(net, seed))
 
 
+#: HiDream (I1) reduced: one double- and one single-stream mixture-of-experts block (4 routed experts, 2
+#: active, as the real model), one head of 128 (the rope axes [64, 32, 32] fix the head width); the
+#: real text widths: T5-XXL context 4096, Llama 3.1 8B's 32 hidden layers of 4096, pooled CLIP-L +
+#: CLIP-G 2048; `llama_layers` the layers the real model's first double and first single block read
+HIDREAM = {
+    "image_model": "hidream",
+    "patch_size": 2,
+    "in_channels": 16,
+    "out_channels": 16,
+    "num_layers": 1,
+    "num_single_layers": 1,
+    "attention_head_dim": 128,
+    "num_attention_heads": 1,
+    "caption_channels": [4096, 4096],
+    "text_emb_dim": 2048,
+    "num_routed_experts": 4,
+    "num_activated_experts": 2,
+    "axes_dims_rope": [64, 32, 32],
+    "max_resolution": [128, 128],
+    "llama_layers": [0, 16],
+}
+
+#: Ernie-Image reduced: one layer of one head of 128 (the rope axes (32, 48, 48) fix the head width),
+#: feed-forward 3 x width as the real 12288 / 4096; the real text width (Ministral 3 3B, 3072), the
+#: real 128-channel Flux.2 latent at patch 1
+ERNIE_IMAGE = {
+    "image_model": "ernie",
+    "hidden_size": 128,
+    "num_attention_heads": 1,
+    "num_layers": 1,
+    "ffn_hidden_size": 384,
+    "in_channels": 128,
+    "out_channels": 128,
+    "patch_size": 1,
+    "text_in_dim": 3072,
+    "rope_theta": 256,
+    "rope_axes_dim": [32, 48, 48],
+}
+
+
+def _reduced(net_class, config: dict, seed: int):
+    """(state dict, metadata naming the reduced config) of `net_class` built at `config`."""
+    import json
+
+    import comfy.ops
+
+    kw = {k: v for k, v in config.items() if k != "image_model"}
+    net = net_class(dtype=torch.float32, device="cpu", operations=comfy.ops.disable_weight_init, **kw)
+    return _state_dict(default_init(net, seed)), {reduced_loader().CONFIG_KEY: json.dumps(config)}
+
+
+@functools.cache
+def reduced_loader():
+    """The test-only loader node's module (tests/fixtures/reduced_model_loader), imported from its file."""
+    import importlib.util
+
+    path = Path(__file__).parent / "fixtures" / "reduced_model_loader" / "__init__.py"
+    spec = importlib.util.spec_from_file_location("solune_test_reduced_model_loader", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def hidream_state_dict(seed: int = 0):
+    from comfy.ldm.hidream.model import HiDreamImageTransformer2DModel
+
+    return _reduced(HiDreamImageTransformer2DModel, HIDREAM, seed)
+
+
+def ernie_image_state_dict(seed: int = 0):
+    from comfy.ldm.ernie.model import ErnieImageModel
+
+    return _reduced(ErnieImageModel, ERNIE_IMAGE, seed)
+
+
 GEMMA_MASK = torch.ones(1, 8, dtype=torch.int64)  # Gemma 2's token mask for 8 unpadded tokens
+MASK = {"attention_mask": GEMMA_MASK}  # a text encoder's token mask, 8 unpadded tokens (Ministral 3's alike)
+LLAMA3 = {"conditioning_llama3": (1, 32, 8, 4096)}  # HiDream: Llama 3.1 8B's 32 hidden layers of 8 tokens
 
 
 @dataclass(frozen=True)
@@ -292,6 +393,8 @@ class Family:
     pooled: int | None = None
     extra: dict = field(default_factory=dict)  # per-cond extras (guidance, ...)
     cfg: float = 3.0
+    tensors: dict = field(default_factory=dict)  # per-cond extra tensors (name: shape), random like the context
+    reduced: bool = False  # built below detection's fixed size: loaded by the test-only loader, not UNETLoader
 
 
 FAMILIES_2026 = {
@@ -309,11 +412,15 @@ FAMILIES_2026 = {
         Family("lumina2", "Lumina2", lumina2_state_dict, 16, 8, 8, 2304, extra={"attention_mask": GEMMA_MASK}),
         Family("z_image", "ZImage", z_image_state_dict, 16, 8, 8, 2560, cfg=1.0),
         Family("kandinsky5_image", "Kandinsky5Image", kandinsky5_image_state_dict, 16, 8, 8, 3584, pooled=768),
+        # T5-XXL context, CLIP-L + CLIP-G pooled, and Llama 3.1 8B's 32 hidden layers (`conditioning_llama3`)
+        Family("hidream", "HiDream", hidream_state_dict, 16, 8, 8, 4096, pooled=2048, tensors=LLAMA3, reduced=True),
+        # Ministral 3 3B's hidden states and its token mask (ComfyUI's Ernie text encoder returns it)
+        Family("ernie_image", "ErnieImage", ernie_image_state_dict, 128, 16, 8, 3072, extra=MASK, reduced=True),
     )
 }
 #: the families that need a ComfyUI newer than 0.3.64 (0.3.64 already has QwenImage, HunyuanImage21, SD3,
-#: Chroma and Lumina2)
-NEW_FAMILIES = ["flux2", "z_image", "kandinsky5_image"]
+#: Chroma, Lumina2 and HiDream)
+NEW_FAMILIES = ["flux2", "z_image", "kandinsky5_image", "ernie_image"]
 
 
 def comfyui_of_2026() -> bool:
@@ -344,10 +451,25 @@ def model_file(root, name: str):
     """The family's .safetensors file in folder `root`, written on first use."""
     from comfy_families import save
 
+    f = FAMILIES_2026[name]
     path = root / f"tiny_{name}.safetensors"
     if not path.exists():
-        save(FAMILIES_2026[name].build(), path)
+        if f.reduced:  # the reduced config goes into the file's metadata, for the test-only loader
+            state_dict, metadata = f.build()
+            save(state_dict, path, metadata)
+        else:
+            save(f.build(), path)
     return path
+
+
+def load_model(path, name: str):
+    """The family's file loaded as a workflow loads it: UNETLoader's `comfy.sd.load_diffusion_model`, or
+    for a reduced family the test-only loader (ComfyUI's loading steps with the reduced config)."""
+    if FAMILIES_2026[name].reduced:
+        return reduced_loader().load_reduced(path)
+    import comfy.sd
+
+    return comfy.sd.load_diffusion_model(str(path))
 
 
 def conditioning(name: str, seed: int = 0):
@@ -359,6 +481,8 @@ def conditioning(name: str, seed: int = 0):
         extra = dict(f.extra)
         if f.pooled is not None:
             extra["pooled_output"] = torch.randn(1, f.pooled, generator=g) * scale
+        for key, shape in f.tensors.items():
+            extra[key] = torch.randn(*shape, generator=g) * scale
         out.append([[torch.randn(1, f.tokens, f.context, generator=g) * scale, extra]])
     return out[0], out[1]
 

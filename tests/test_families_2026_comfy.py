@@ -1,6 +1,8 @@
 """Tier 2, in process: SoluneTiledImg2Img on the families people refine with in 2026 (Qwen-Image, Flux.2,
-HunyuanImage 2.1, Chroma, Lumina 2, Z-Image, Kandinsky 5 image) and SD3.5, each in its real ComfyUI
-architecture (random weights, loaded by the stock loader), whole-image and tile by tile, both modes, with area and mask
+HunyuanImage 2.1, Chroma, Lumina 2, Z-Image, Kandinsky 5 image, HiDream, Ernie-Image) and SD3.5, each in
+its real ComfyUI architecture (random weights, loaded by the stock loader; HiDream and Ernie-Image
+reduced in width and depth, loaded by ComfyUI's loading steps with the reduced config:
+tests/comfy_families_2026.py), whole-image and tile by tile, both modes, with area and mask
 conditioning: scale 0 returns the original, scale 1 whole-image is the stock sampler bit for bit,
 every tile call is the model on that tile's crop (the crop's own positions, as ComfyUI gives a
 picture of that size), tiles at scale 0 never reach the model.
@@ -8,8 +10,8 @@ picture of that size), tiles at scale 0 never reach the model.
 The families are parametrized from what the installed ComfyUI has (probed: its
 `comfy.supported_models` class); `test_a_2026_comfyui_has_every_2026_family` makes a family missing
 from a ComfyUI of the 0.33 era (probed apart from the families) visible. 0.3.64 already has
-Qwen-Image, HunyuanImage 2.1, SD3.5, Chroma and Lumina 2, so those run on both versions (Flux.2,
-Z-Image and Kandinsky 5 are not parametrized there: nothing is skipped). Qwen-Image is
+Qwen-Image, HunyuanImage 2.1, SD3.5, Chroma, Lumina 2 and HiDream, so those run on both versions
+(Flux.2, Z-Image, Kandinsky 5 and Ernie-Image are not parametrized there: nothing is skipped). Qwen-Image is
 sampled with a frame axis on 0.33 ([B, C, 1, H, W]): it is tested with the user's LATENT both 4-D
 and 5-D.
 """
@@ -25,6 +27,7 @@ from comfy_families_2026 import (
     conditioning,
     installed_families,
     latent,
+    load_model,
     model_file,
 )
 from families_helpers import CallRecorder, sample
@@ -60,13 +63,12 @@ def _release_models():
 
 
 def load(files2026, name):
-    """The family's file (written on first use) loaded as UNETLoader loads it."""
+    """The family's file (written on first use) loaded as UNETLoader loads it (a reduced family: as the
+    test-only loader does, `comfy_families_2026.load_model`)."""
     if name not in _LOADED:
-        import comfy.sd
-
         path = model_file(files2026, name)
         _LOADED.clear()  # one large model in memory at a time
-        _LOADED[name] = comfy.sd.load_diffusion_model(str(path))
+        _LOADED[name] = load_model(path, name)
     return _LOADED[name]
 
 
@@ -88,8 +90,8 @@ def right_mask(name, h=8, w=16, start=12):
 
 
 def test_a_2026_comfyui_has_every_2026_family(comfy):
-    """0.3.64 already has every family here but Flux.2, Z-Image and Kandinsky 5; a ComfyUI of the 0.33 era
-    has them all."""
+    """0.3.64 already has every family here but Flux.2, Z-Image, Kandinsky 5 and Ernie-Image; a ComfyUI of
+    the 0.33 era has them all."""
     expected = set(FAMILIES_2026) if comfyui_of_2026() else set(FAMILIES_2026) - set(NEW_FAMILIES)
     assert set(FAMILIES) == expected, f"missing: {sorted(expected - set(FAMILIES))}"
 
@@ -105,6 +107,42 @@ def test_the_family_file_loads_as_the_family_with_every_weight(files2026, name):
     assert set(params) <= set(written) and len(params) > 0
     # bf16 files (as those families ship) are loaded into the float32 model ComfyUI runs on a CPU
     assert all(torch.equal(written[k].to(p.dtype), p.detach()) for k, p in params.items())
+
+
+REDUCED = [n for n in FAMILIES if FAMILIES_2026[n].reduced]
+
+
+@pytest.mark.parametrize("name", REDUCED)
+def test_a_reduced_family_file_is_detected_as_its_family_and_loaded_at_the_reduced_size(files2026, name):
+    """ComfyUI's detection names the family from the file but fixes a full-size architecture (counted
+    on the meta device, nothing allocated: HiDream 17.1 G, Ernie-Image 8.0 G parameters); the
+    test-only loader picks the same `supported_models` class from the reduced config in the file and
+    loads exactly the file's weights into it."""
+    import json
+
+    import comfy.model_detection
+    import comfy.ops
+    import safetensors
+    import safetensors.torch
+    from comfy_families_2026 import reduced_loader
+
+    model = load(files2026, name)
+    path = str(files2026 / f"tiny_{name}.safetensors")
+    written = safetensors.torch.load_file(path)
+    with safetensors.safe_open(path, "pt") as f:
+        config = json.loads(f.metadata()[reduced_loader().CONFIG_KEY])
+    detected = comfy.model_detection.model_config_from_unet(written, "")
+    assert type(detected).__name__ == FAMILIES_2026[name].supported == type(model.model.model_config).__name__
+    assert detected.unet_config["image_model"] == config["image_model"]
+    net = model.model.diffusion_model
+    full = type(net)(
+        **detected.unet_config, dtype=torch.float32, device="meta", operations=comfy.ops.disable_weight_init
+    )
+    assert sum(p.numel() for p in full.parameters()) > 10**9  # what UNETLoader would build
+    assert sum(p.numel() for p in net.parameters()) < 10**7
+    assert {k: model.model.model_config.unet_config[k] for k in config} == config
+    assert set(net.state_dict()) == set(written)  # no missing, no unexpected weight
+    assert all(torch.equal(written[k], v) for k, v in net.state_dict().items())
 
 
 @pytest.mark.parametrize("tiled", [False, True])
@@ -280,6 +318,49 @@ def test_reference_latents_the_latent_size_are_cropped_per_tile_others_pass_whol
             with torch.no_grad():
                 want = model.model.apply_model(call["x"], t, c_crossattn=context, ref_latents=expected, **kw)
             assert torch.equal(want, call["out"]), "a tile's output is not the model on its crop and references"
+            checked += 1
+    assert checked > 0
+    assert float((out.reshape(lat.shape) - lat)[..., scale == 0].abs().max()) <= 1e-5
+
+
+# ---------------------------------------------------------------- an edit input beside the picture (HiDream E1)
+CONCAT = [n for n in FAMILIES if n == "hidream"]
+
+
+@pytest.mark.parametrize("name", CONCAT)
+def test_an_edit_input_the_latent_size_is_cropped_with_each_tile(files2026, name):
+    """HiDream E1's edit input (`concat_latent_image`, as InstructPixToPixConditioning sets it on both
+    prompts; the model puts it beside the picture as `image_cond`) is spatial: scale 1 whole-image is
+    stock bit for bit, and each tile is the model on its crop with the same crop of the edit input,
+    the per-row inputs (Llama's hidden layers too) repeated."""
+    from test_families_comfy import crop_positions, per_row, tile_calls
+
+    model, lat = load(files2026, name), latent(name, *WIDE)
+    image = latent(name, *WIDE, seed=5)
+    pos, neg = ([[c, {**d, "concat_latent_image": image}] for c, d in p] for p in conditioning(name))
+    one = tiled_patch(model, lat, min_denoise=1.0, max_denoise=1.0, **tiles(name))
+    assert torch.equal(run(one, name, lat, pos, neg), run(model, name, lat, pos, neg))
+    _, recorder, out, scale = tiled_run(files2026, name, "blend", lat, pos, neg)
+    checked = 0
+    for outer, inner in tile_calls(recorder):
+        x, chunks = outer["x"], len(outer["transformer_options"]["cond_or_uncond"])
+        whole = outer["kwargs"]["image_cond"]
+        assert whole.shape == x.shape
+        for call in inner:
+            positions = crop_positions(x, call["x"], chunks)
+            h, w = call["x"].shape[-2:]
+            n = len(positions)
+            kw = {
+                k: per_row(v, chunks, n) if isinstance(v, torch.Tensor) and v.shape[:1] == x.shape[:1] else v
+                for k, v in outer["kwargs"].items()
+            }
+            kw["image_cond"] = crops_of(whole, positions, h, w, chunks)
+            assert torch.equal(call["kwargs"]["image_cond"], kw["image_cond"])
+            assert call["kwargs"]["encoder_hidden_states_llama3"].shape[1:] == (32, 8, 4096)
+            t, context = per_row(outer["t"], chunks, n), per_row(outer["c_crossattn"], chunks, n)
+            with torch.no_grad():
+                want = model.model.apply_model(call["x"], t, c_crossattn=context, **kw)
+            assert torch.equal(want, call["out"]), "a tile's output is not the model on its crop and edit input crop"
             checked += 1
     assert checked > 0
     assert float((out.reshape(lat.shape) - lat)[..., scale == 0].abs().max()) <= 1e-5

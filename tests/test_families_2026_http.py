@@ -1,6 +1,8 @@
 """Tier 2, through ComfyUI's HTTP API: one run per 2026 family the installed ComfyUI has (Qwen-Image,
-Flux.2, HunyuanImage 2.1, SD3.5, Chroma, Lumina 2, Z-Image, Kandinsky 5 image), loaded by UNETLoader
-from the files the tests write, with a test-only conditioning node standing in for the text encoders,
+Flux.2, HunyuanImage 2.1, SD3.5, Chroma, Lumina 2, Z-Image, Kandinsky 5 image, HiDream, Ernie-Image),
+loaded by UNETLoader from the files the tests write (HiDream and Ernie-Image, reduced below the size
+ComfyUI's detection fixes, by the test-only `SoluneTestReducedModelLoader`: ComfyUI's loading steps
+with the file's reduced config), with a test-only conditioning node standing in for the text encoders,
 through SoluneTiledImg2Img and KSampler: scale 0 returns the latent (tiled), scale 1 whole-image
 equals the stock KSampler bit for bit, and a tiled run with mixed scales keeps its scale-0 region and
 changes the rest."""
@@ -28,8 +30,9 @@ def tiling(name):
 
 
 @pytest.fixture(scope="module")
-def server(comfy, tmp_path_factory):
-    """A headless ComfyUI with Solune, the test conditioning node and the families' files."""
+def server(comfy, tmp_path_factory, request):
+    """A headless ComfyUI with Solune, the test-only conditioning and reduced-model loader nodes and the
+    families' files."""
     import safetensors.torch
 
     root = tmp_path_factory.getbasetemp() / "family_models_2026"
@@ -37,10 +40,17 @@ def server(comfy, tmp_path_factory):
     models = base / "models" / "diffusion_models"
     models.mkdir(parents=True, exist_ok=True)
     (base / "custom_nodes").mkdir(parents=True, exist_ok=True)
-    node = Path(__file__).parent / "fixtures" / "conditioning_node"
-    (base / "custom_nodes" / "solune_test_conditioning").symlink_to(node)
+    fixtures = Path(__file__).parent / "fixtures"
+    (base / "custom_nodes" / "solune_test_conditioning").symlink_to(fixtures / "conditioning_node")
+    (base / "custom_nodes" / "solune_test_reduced_model_loader").symlink_to(fixtures / "reduced_model_loader")
     (base / "input").mkdir(exist_ok=True)
-    for name in FAMILIES:
+    # only the files of the families selected to run (-k): the others are GBs and minutes to write
+    selected = {
+        item.callspec.params["name"]
+        for item in request.session.items
+        if item.module is request.module and hasattr(item, "callspec") and "name" in item.callspec.params
+    }
+    for name in [n for n in FAMILIES if n in selected]:
         path = model_file(root, name)
         (models / path.name).symlink_to(path)
         safetensors.torch.save_file(
@@ -75,11 +85,15 @@ def ksampler(model, name):
 @pytest.mark.parametrize("name", FAMILIES)
 def test_family_through_the_api_scale_zero_one_and_tiled(server, name):
     d = FAMILIES_2026[name].downscale
-    g = {
-        "1": {
+    if FAMILIES_2026[name].reduced:  # detection would build it full size: the test-only loader
+        loader = {"class_type": "SoluneTestReducedModelLoader", "inputs": {"unet_name": f"tiny_{name}.safetensors"}}
+    else:
+        loader = {
             "class_type": "UNETLoader",
             "inputs": {"unet_name": f"tiny_{name}.safetensors", "weight_dtype": "default"},
-        },
+        }
+    g = {
+        "1": loader,
         "2": {"class_type": "SoluneTestConditioning", "inputs": {"family": name, "seed": 1}},
         "3": {"class_type": "LoadLatent", "inputs": {"latent": f"{name}.latent"}},
         "20": {"class_type": "SaveLatent", "inputs": {"samples": ["3", 0], "filename_prefix": f"{name}_orig"}},
@@ -125,6 +139,6 @@ def mixed_plan(name, lat, settings):
     d = FAMILIES_2026[name].downscale
     mask = torch.zeros(1, H * d, W * d)
     mask[..., (W - 4) * d :] = 1.0
-    align = 1 if name in ("flux2", "hunyuan_image21") else 2
+    align = 1 if name in ("flux2", "hunyuan_image21", "ernie_image") else 2  # the patch size
     values = settings_from("test", **{k: v for k, v in settings.items() if k != "denoise_mask"})
     return build_plan("test", values, lat, d, align, denoise_mask=mask)
