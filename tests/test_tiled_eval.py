@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from solune.samplers.tiled import TileSettings, active_tiles, evaluate_tiled, make_plan, tile_args
-from solune.samplers.tiled.evaluate import active_batches, crop_tiles, on_latent_grid, repeat_rows
+from solune.samplers.tiled.evaluate import active_batches, crop_tiles, repeat_rows, spatial
 from solune.tiling import grid_layout, quadtree_layout, tile_weights
 
 
@@ -117,17 +117,20 @@ def test_conditioning_is_cropped_or_repeated_in_cond_uncond_order():
     assert args["hint"].shape == (4, 1, 4, 4) and args["l"][0].shape == (4, 1)
 
 
-def test_a_per_row_tensor_of_four_axes_off_the_latent_grid_is_repeated_not_cropped():
+def test_a_per_row_tensor_of_four_axes_not_of_the_latents_aspect_is_repeated_not_cropped():
     """HiDream's `encoder_hidden_states_llama3` [B, 32 layers, tokens, 4096] is per-row text, not spatial:
-    each tile gets its row whole; a tensor on the latent grid (the latent's size or 1/k of it) is cropped."""
+    each tile gets its row whole; a tensor of the latent's aspect is cropped (on the latent grid: the
+    latent's size or 1/k of it) or refused (off it: a picture in pixels), never silently repeated."""
     layout = grid_layout(16, 16, 64, 64, 16)
     idx = [0, 1]
     llama = torch.randn(2, 32, 16, 4096)  # the tokens happen to match the latent height
     args = tile_args({"llama": llama, "hint": torch.randn(2, 1, 16, 16)}, layout, idx, 2, 2)
     assert torch.equal(args["llama"], repeat_rows(llama, 2, chunks=2)) and args["llama"].shape == (4, 32, 16, 4096)
     assert args["hint"].shape == (4, 1, *layout.tiles[0].size)
-    assert on_latent_grid((2, 1, 8, 8), layout) and on_latent_grid((2, 1, 16, 16), layout)
-    assert not on_latent_grid((2, 32, 16, 4096), layout) and not on_latent_grid((2, 1, 8, 16), layout)
+    assert spatial((2, 1, 8, 8), layout) and spatial((2, 1, 16, 16), layout) and spatial((2, 3, 128, 128), layout)
+    assert not spatial((2, 32, 16, 4096), layout) and not spatial((2, 1, 8, 16), layout)
+    with pytest.raises(ValueError, match="not the latent size"):  # pixels: the latent's aspect, off its grid
+        tile_args({"pixels": torch.randn(2, 3, 128, 128)}, layout, idx, 2, 2)
 
 
 def test_a_fractional_spatial_input_that_tiles_cannot_split_is_refused():

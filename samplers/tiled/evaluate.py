@@ -11,7 +11,7 @@ Batch order: ComfyUI batches cond and uncond together and attention patches spli
 `chunks` equal parts, so a batch of n tiles of an input with B = chunks·b rows is laid out
 chunk-major: [chunk 0: tile 0 (b rows), …, tile n−1; chunk 1: …]. Every per-row tensor passed along
 (σ, text conditioning, 4-D ones such as HiDream's per-layer Llama states too) is repeated the same
-way; spatial ones (on the latent grid) are cropped alike (`tile_args`).
+way; spatial ones (the latent's aspect) are cropped alike (`tile_args`).
 """
 
 from __future__ import annotations
@@ -78,23 +78,22 @@ def repeat_rows(v: torch.Tensor, n: int, chunks: int = 1) -> torch.Tensor:
     return s.unsqueeze(1).expand(chunks, n, *s.shape[1:]).reshape(-1, *v.shape[1:])
 
 
-def on_latent_grid(shape: Sequence[int], layout: TileLayout) -> bool:
-    """Whether the last two axes of `shape` are the latent's (H, W) or the same integer fraction 1/k of
-    both (a ControlNet residual): a spatial tensor, to be cut like the latent."""
+def spatial(shape: Sequence[int], layout: TileLayout) -> bool:
+    """Whether a per-row tensor of 4+ axes is a picture over the latent: its last two axes have the latent's
+    aspect (H·w = W·h). Those are cut like the latent (`crop_tiles`, which refuses a size off the latent
+    grid, e.g. pixels); any other (HiDream's Llama states [B, layers, tokens, width]) is per-row text."""
     H, W = shape[-2:]
-    h, w = layout.latent_h, layout.latent_w
-    return H > 0 and W > 0 and h % H == 0 and w % W == 0 and h // H == w // W
+    return H * layout.latent_w == W * layout.latent_h
 
 
 def tile_args(value, layout: TileLayout, indices: Sequence[int], batch: int, chunks: int = 1):
-    """Bring any model argument to a tile batch: spatial tensors (4-D or more, batch rows, the last two
-    axes on the latent grid: `on_latent_grid`) are cropped, other per-row tensors repeated (HiDream's
-    Llama hidden states [B, layers, tokens, width] are 4-D, not spatial), containers walked,
-    everything else passed as is."""
+    """Bring any model argument to a tile batch: spatial tensors (4-D or more, batch rows, the latent's
+    aspect: `spatial`) are cropped, other per-row tensors repeated (HiDream's Llama hidden states
+    [B, layers, tokens, width] are 4-D, not spatial), containers walked, everything else passed as is."""
     if isinstance(value, torch.Tensor):
         if value.dim() == 0 or value.shape[0] != batch:
             return value
-        if value.dim() >= 4 and on_latent_grid(value.shape, layout):
+        if value.dim() >= 4 and spatial(value.shape, layout):
             return crop_tiles(value, layout, indices, chunks)
         return repeat_rows(value, len(indices), chunks)
     if isinstance(value, dict):
