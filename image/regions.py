@@ -146,12 +146,14 @@ def vae_pass(needed: torch.Tensor, *, tile: int = VAE_TILE, overlap: int = VAE_O
         return VaePass(h, w, (), ())
     needed = needed.cpu()
     writes = tuple(cover(needed, tile, tile, overlap))
+    reads = tuple(_grown(t, context, h, w) for t in writes)
     ys, xs = torch.nonzero(needed, as_tuple=True)
     box = Tile(int(ys.min()), int(xs.min()), int(ys.max()) - int(ys.min()) + 1, int(xs.max()) - int(xs.min()) + 1)
     if len(writes) > 1 and box.h <= tile and box.w <= tile:  # one tile over it all, where that reads less
-        if _grown(box, context, h, w).area <= sum(_grown(t, context, h, w).area for t in writes):
-            writes = (box,)
-    return VaePass(h, w, writes, tuple(_grown(t, context, h, w) for t in writes))
+        read = _grown(box, context, h, w)
+        if read.area <= sum(r.area for r in reads):
+            writes, reads = (box,), (read,)
+    return VaePass(h, w, writes, reads)
 
 
 def changed_cells(scale: torch.Tensor, downscale: int) -> torch.Tensor:
