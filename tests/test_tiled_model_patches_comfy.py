@@ -198,18 +198,21 @@ def z_image_fun_state_dict(seed=22) -> dict:
 
 
 def load_z_image_fun_patch(root):
-    """The MODEL_PATCH ModelPatchLoader itself loads from the patch file (in a model_patches folder)."""
+    """The MODEL_PATCH ModelPatchLoader itself loads from the patch file (in a model_patches folder), which
+    is removed once read."""
     import folder_paths
     from comfy_extras.nodes_model_patch import ModelPatchLoader
     from comfy_families import save
 
     folder = root / "model_patches"
     path = folder / "tiny_z_image_fun.safetensors"
-    if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        save(z_image_fun_state_dict(), path)
+    folder.mkdir(parents=True, exist_ok=True)
+    save(z_image_fun_state_dict(), path)
     folder_paths.add_model_folder_path("model_patches", str(folder))
-    (patch,) = ModelPatchLoader().load_model_patch(path.name)
+    try:
+        (patch,) = ModelPatchLoader().load_model_patch(path.name)
+    finally:  # 2.0 GB on disk, read once: CI's disk holds every version's test models (a failed CI run)
+        path.unlink()
     assert type(patch.model).__name__ == "ZImage_Control" and patch.model.n_control_layers == 3
     assert patch.model.additional_in_dim == 17 and patch.model.refiner_control
     return patch

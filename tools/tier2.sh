@@ -25,9 +25,21 @@ env_lines=$(bash "$shared/comfyui/setup.sh" "$version" "$cache")
 flock -u 9
 eval "$env_lines"
 shim=$(mktemp -d)
-trap 'rm -rf "$shim"' EXIT  # removes the link, never the checkout it points at
+# pytest's base folder holds the random-weight test models (see need_gb below, measured): it is
+# removed when this script ends, passed or failed, so versions run one after another never hold two runs'
+# models (a --basetemp of the caller's, after it, wins and is kept)
+basetemp=$(mktemp -d)
+trap 'rm -rf "$shim" "$basetemp"' EXIT  # removes the link, never the checkout it points at
+# a full disk fails dozens of tests with I/O errors: say the room there is, and stop here naming the need
+need_gb=${SOLUNE_TIER2_DISK_GB:-12}
+free_gb=$(df -Pk "$basetemp" | awk 'NR==2 {print int($4 / 1048576)}')
+echo "tier2: ComfyUI $version; $free_gb GB free for the test models in $basetemp (a full run needs about $need_gb GB)" >&2
+[ "$free_gb" -ge "$need_gb" ] || {
+  echo "tier2: only $free_gb GB free in $(dirname "$basetemp"); a full tier-2 run writes about $need_gb GB of test models there (free some, set TMPDIR to a larger disk, or SOLUNE_TIER2_DISK_GB=0 to run a few tests with less)" >&2
+  exit 2
+}
 ln -s "$repo" "$shim/solune"
 code=0
 PYTHONPATH="$shim" COMFYUI_PATH="$COMFYUI_PATH" SOLUNE_CHROMIUM="${SOLUNE_CHROMIUM:-/usr/bin/chromium}" \
-  "$COMFYUI_PYTHON" -m pytest "$@" || code=$?
+  "$COMFYUI_PYTHON" -m pytest --basetemp="$basetemp/pytest" "$@" || code=$?
 exit "$code"
