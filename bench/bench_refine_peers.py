@@ -22,7 +22,8 @@ corners, so one crop spans the picture). Pipelines per group:
 * Solune Refine: SoluneRefine (scale_mode pixel, min 0, max 1: the scale follows the mask; uniform 1
   without a mask), tiles 512/64;
 * hook + Stitch: VAEEncode → SoluneTiledImg2Img (same settings) → KSampler → SoluneStitch;
-* Crop & Stitch: InpaintCropImproved (context factor 1.2, no resize, padding 8, blend = `--blend`, cpu)
+* Crop & Stitch: InpaintCropImproved (context factor `--cs-context`, default the issue's 1.2, no resize,
+  padding 8, blend = `--blend`, cpu)
   → VAEEncode → SetLatentNoiseMask → KSampler → VAEDecode → InpaintStitchImproved (an all-1 mask for
   "no mask").
 
@@ -222,7 +223,7 @@ def graph(pipeline: str, mask: str | None, picture: str, seed: int, args) -> dic
                 "extend_down_factor": 1.0,
                 "extend_left_factor": 1.0,
                 "extend_right_factor": 1.0,
-                "context_from_mask_extend_factor": 1.2,
+                "context_from_mask_extend_factor": args.cs_context,
                 "output_resize_to_target_size": False,
                 "output_target_width": 512,
                 "output_target_height": 512,
@@ -461,6 +462,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--denoise", type=float, default=0.5)
     parser.add_argument("--cfg", type=float, default=7.0)
+    parser.add_argument(
+        "--cs-context",
+        type=float,
+        default=1.2,
+        help="Crop & Stitch's context factor (1.5: its crop gets the 64 px each side that Solune's decoder reads "
+        "around a 256² change)",
+    )
     parser.add_argument("--blend", type=int, default=16, help="Solune's blend and Crop & Stitch's mask_blend_pixels")
     parser.add_argument("--keep-margin", type=int, help="kept pixels: this far from the mask (default 2 × blend)")
     parser.add_argument("--groups", help="'|'-separated subset of: " + ", ".join([*MASKS, "upscale 2×"]))

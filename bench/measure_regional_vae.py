@@ -1,13 +1,14 @@
 """How much the regional VAE passes of SoluneRefine / SoluneStitch differ from whole-image passes.
 
-    COMFYUI_PATH=/path/to/ComfyUI python bench/measure_regional_vae.py [--vae FILE] [--size 512]
+    COMFYUI_PATH=/path/to/ComfyUI python bench/measure_regional_vae.py [--vae FILE] [--size 512] [--context 8]
 
 Encodes and decodes a picture whole and region by region (the changed region: a centred square of half
 the side; `solune.image` tiles and context margins, as the nodes use them) and prints, in 8-bit levels,
 the largest and mean difference of the regional decode from the whole decode over the decoded pixels,
 by distance from the region's edge. Without --vae it uses a random-weight VAE with the full SD layout
 (what the tests use); with --vae a VAE file of yours (e.g. vae-ft-mse-840000-ema-pruned.safetensors).
-Outside the changed region there is nothing to measure: those pixels are the input's.
+Outside the changed region there is nothing to measure: those pixels are the input's. `--context` (latent
+cells, default the nodes' own) sets both passes' context, to see what a smaller one would change.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--vae", help="a VAE file (default: random weights, full SD layout)")
     parser.add_argument("--size", type=int, default=512, help="picture side in pixels (multiple of 64)")
+    parser.add_argument("--context", type=int, help="both passes' context, latent cells (default: the nodes' own)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from comfy_harness import import_comfy
@@ -48,16 +50,21 @@ def main(argv=None) -> int:
     with torch.inference_mode():
         whole_latent = vae.encode(image).cpu().float()
         whole = vae.decode(whole_latent).cpu().float()
-        dec = vae_pass(region, context=DECODE_CONTEXT)
-        enc = vae_pass(dec.read_map(), context=ENCODE_CONTEXT)
+        dec = vae_pass(region, context=DECODE_CONTEXT if args.context is None else args.context)
+        enc = vae_pass(dec.read_map(), context=ENCODE_CONTEXT if args.context is None else args.context)
         latent = encode_regional(image, enc, lambda p: vae.encode(p).cpu().float(), 8, int(vae.latent_channels))
         regional = decode_regional(latent, dec, lambda z: vae.decode(z).cpu().float(), 8)
         regional_same_latent = decode_regional(whole_latent, dec, lambda z: vae.decode(z).cpu().float(), 8)
+    dec_context = 8 * (DECODE_CONTEXT if args.context is None else args.context)
+    enc_context = 8 * (ENCODE_CONTEXT if args.context is None else args.context)
     px = region.repeat_interleave(8, 0).repeat_interleave(8, 1)
     ys, xs = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
     lo, hi = n // 4, 3 * n // 4
     depth = torch.minimum(torch.minimum(ys - lo, hi - 1 - ys), torch.minimum(xs - lo, hi - 1 - xs))
-    print(f"picture {n}×{n}, changed region {n // 2}×{n // 2} in the centre; differences in 8-bit levels")
+    print(
+        f"picture {n}×{n}, changed region {n // 2}×{n // 2} in the centre, context: decode {dec_context} px, encode "
+        f"{enc_context} px (the encode read {enc.read_area() / (h * h):.2f} of the picture); 8-bit levels"
+    )
     print("band (px from the edge) | encode+decode regional vs whole: max, mean | decode only: max, mean")
     for a, b in ((0, 8), (8, 16), (16, 32), (32, 64), (64, n)):
         sel = px & (depth >= a) & (depth < b)

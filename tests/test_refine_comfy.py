@@ -14,6 +14,8 @@ from comfy_sampling_helpers import conds
 from refine_helpers import CountedVAE, picture, sd_vae
 from tiled_comfy_helpers import standin_model
 
+from solune.image import DECODE_CONTEXT
+
 pytestmark = pytest.mark.comfyui
 
 H, W = 256, 384  # 32 × 48 latent cells
@@ -75,8 +77,9 @@ def test_refine_keeps_every_pixel_of_scale_zero_and_the_vae_sees_only_the_region
     assert net.calls, "the model ran"
     # the encoder read a part of the picture, never all of it, tile by tile
     assert counted.encoded and counted.encoded_pixels < 0.75 * H * W
-    # the decoder read the changed cells (8..72 × 16..96 px = rows 1..9, columns 2..12) plus 8 cells of context
-    assert counted.decoded == [(min(9 + 8, 32) - max(1 - 8, 0), min(12 + 8, 48) - max(2 - 8, 0))]
+    # the decoder read the changed cells (8..72 × 16..96 px = rows 1..9, columns 2..12) plus its context
+    c = DECODE_CONTEXT
+    assert counted.decoded == [(min(9 + c, 32) - max(1 - c, 0), min(12 + c, 48) - max(2 - c, 0))]
     assert counted.decoded_cells < 0.25 * (H // 8) * (W // 8)
 
 
@@ -85,7 +88,7 @@ def test_strength_mode_with_two_far_corners_encodes_neither_the_middle_nor_chang
     own, read before sampling); two small corners far apart cost two small regions, not the picture."""
     model = standin_model()
     counted = CountedVAE(vae)
-    h, w = 192, 768  # 24 × 96 cells: each corner's encode reads about 22 × 23 cells (8 of context twice)
+    h, w = 192, 768  # 24 × 96 cells: each corner's encode reads its cells, the model's margin and two contexts
     image = picture(h, w, seed=4)
     mask = torch.zeros(1, h, w)
     mask[:, 8:40, 8:48] = torch.linspace(0.2, 1.0, 40)  # soft: pixels join at different steps
@@ -183,7 +186,10 @@ def test_stitch_after_the_hook_keeps_the_pictures_pixels_and_decodes_only_the_ch
         sampled = nodes.common_ksampler(patched, 3, 2, 1.0, "euler", "normal", pos, neg, latent, denoise=0.6)[0]
         (out,) = SoluneStitch.execute(samples=sampled, vae=counted, image=image, scale=scale, blend=8).result
     assert kept_pixels_identical(out, image, scale)
-    assert counted.encoded == [] and counted.decoded == [(17, 20)]
+    c = DECODE_CONTEXT  # the changed cells are rows 1..9, columns 2..12
+    assert counted.encoded == [] and counted.decoded == [
+        (min(9 + c, 32) - max(1 - c, 0), min(12 + c, 48) - max(2 - c, 0))
+    ]
     assert float((out[0, 20:60, 30:80] - image[0, 20:60, 30:80]).abs().max()) > 1e-3
 
 
