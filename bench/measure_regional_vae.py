@@ -47,23 +47,23 @@ def main(argv=None) -> int:
     h = n // 8
     region = torch.zeros(h, h, dtype=torch.bool)
     region[h // 4 : 3 * h // 4, h // 4 : 3 * h // 4] = True
+    dec_context = DECODE_CONTEXT if args.context is None else args.context
+    enc_context = ENCODE_CONTEXT if args.context is None else args.context
     with torch.inference_mode():
         whole_latent = vae.encode(image).cpu().float()
         whole = vae.decode(whole_latent).cpu().float()
-        dec = vae_pass(region, context=DECODE_CONTEXT if args.context is None else args.context)
-        enc = vae_pass(dec.read_map(), context=ENCODE_CONTEXT if args.context is None else args.context)
+        dec = vae_pass(region, context=dec_context)
+        enc = vae_pass(dec.read_map(), context=enc_context)
         latent = encode_regional(image, enc, lambda p: vae.encode(p).cpu().float(), 8, int(vae.latent_channels))
         regional = decode_regional(latent, dec, lambda z: vae.decode(z).cpu().float(), 8)
         regional_same_latent = decode_regional(whole_latent, dec, lambda z: vae.decode(z).cpu().float(), 8)
-    dec_context = 8 * (DECODE_CONTEXT if args.context is None else args.context)
-    enc_context = 8 * (ENCODE_CONTEXT if args.context is None else args.context)
     px = region.repeat_interleave(8, 0).repeat_interleave(8, 1)
     ys, xs = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
     lo, hi = n // 4, 3 * n // 4
     depth = torch.minimum(torch.minimum(ys - lo, hi - 1 - ys), torch.minimum(xs - lo, hi - 1 - xs))
     print(
-        f"picture {n}×{n}, changed region {n // 2}×{n // 2} in the centre, context: decode {dec_context} px, encode "
-        f"{enc_context} px (the encode read {enc.read_area() / (h * h):.2f} of the picture); 8-bit levels"
+        f"picture {n}×{n}, changed region {n // 2}×{n // 2} in the centre, context: decode {8 * dec_context} px, "
+        f"encode {8 * enc_context} px (the encode read {enc.read_area() / (h * h):.2f} of the picture); 8-bit levels"
     )
     print("band (px from the edge) | encode+decode regional vs whole: max, mean | decode only: max, mean")
     for a, b in ((0, 8), (8, 16), (16, 32), (32, 64), (64, n)):

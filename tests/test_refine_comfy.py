@@ -33,6 +33,13 @@ def corner_mask(h=H, w=W, batch=1):
     return m
 
 
+def corner_decode_read():
+    """(rows, columns) of latent the decoder reads for `corner_mask`: its changed cells (8..72 × 16..96 px =
+    rows 1..9, columns 2..12) grown by the decoder's context, clamped to the 32 × 48 latent."""
+    c = DECODE_CONTEXT
+    return min(9 + c, 32) - max(1 - c, 0), min(12 + c, 48) - max(2 - c, 0)
+
+
 def refine(image, model, vae, **kw):
     from solune.nodes.refine import SoluneRefine
 
@@ -77,9 +84,7 @@ def test_refine_keeps_every_pixel_of_scale_zero_and_the_vae_sees_only_the_region
     assert net.calls, "the model ran"
     # the encoder read a part of the picture, never all of it, tile by tile
     assert counted.encoded and counted.encoded_pixels < 0.75 * H * W
-    # the decoder read the changed cells (8..72 × 16..96 px = rows 1..9, columns 2..12) plus its context
-    c = DECODE_CONTEXT
-    assert counted.decoded == [(min(9 + c, 32) - max(1 - c, 0), min(12 + c, 48) - max(2 - c, 0))]
+    assert counted.decoded == [corner_decode_read()]
     assert counted.decoded_cells < 0.25 * (H // 8) * (W // 8)
 
 
@@ -186,10 +191,7 @@ def test_stitch_after_the_hook_keeps_the_pictures_pixels_and_decodes_only_the_ch
         sampled = nodes.common_ksampler(patched, 3, 2, 1.0, "euler", "normal", pos, neg, latent, denoise=0.6)[0]
         (out,) = SoluneStitch.execute(samples=sampled, vae=counted, image=image, scale=scale, blend=8).result
     assert kept_pixels_identical(out, image, scale)
-    c = DECODE_CONTEXT  # the changed cells are rows 1..9, columns 2..12
-    assert counted.encoded == [] and counted.decoded == [
-        (min(9 + c, 32) - max(1 - c, 0), min(12 + c, 48) - max(2 - c, 0))
-    ]
+    assert counted.encoded == [] and counted.decoded == [corner_decode_read()]
     assert float((out[0, 20:60, 30:80] - image[0, 20:60, 30:80]).abs().max()) > 1e-3
 
 
